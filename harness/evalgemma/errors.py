@@ -1,0 +1,76 @@
+"""The exception hierarchy of evalgemma and the exit code of each class.
+
+Only ``cli.py`` maps these to process exit codes; library code raises them with a
+message that says what failed, where (file, flag, task, variant) and what to do next.
+
+| code | meaning |
+|---|---|
+| 0 | success, including "already complete, nothing to do" |
+| 1 | unexpected error (a bug); traceback shown |
+| 2 | usage or config error: bad flag, invalid TOML, unknown name |
+| 3 | data or store integrity: missing/corrupt file, unwritable store, unknown schema version |
+| 4 | ``check`` found a regression against the baseline |
+| 5 | the run finished but some units failed; the others are saved |
+| 130 | interrupted; every unit that finished is already saved |
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class EvalgemmaError(Exception):
+    """Base class of every error evalgemma reports to a user (no traceback)."""
+
+    exit_code: int = 1
+
+
+class ConfigError(EvalgemmaError):
+    """A bad flag, an invalid suite/task/variant file or an unknown name."""
+
+    exit_code = 2
+
+
+class DataError(EvalgemmaError):
+    """Input data is missing, malformed or does not match its recorded checksum."""
+
+    exit_code = 3
+
+
+class StoreError(EvalgemmaError):
+    """The results store cannot be written or read safely."""
+
+    exit_code = 3
+
+
+class RegressionFound(EvalgemmaError):
+    """``evalgemma check`` found a score below the baseline by more than the tolerance."""
+
+    exit_code = 4
+
+
+class IncompleteRun(EvalgemmaError):
+    """The run finished but some units failed; every finished unit is stored."""
+
+    exit_code = 5
+
+
+def unknown_name(kind: str, name: str, valid: Iterable[str], where: str = "") -> ConfigError:
+    """Build a ConfigError for an unknown name, with close matches and the valid names.
+
+    Args:
+        kind: what the name is of ("suite", "task", "model", ...).
+        name: the name the user gave.
+        valid: every valid name.
+        where: optional location (flag or file) to prefix the message with.
+    """
+    names = sorted(set(valid))
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+    if not close:
+        lowered = {n.lower(): n for n in names}
+        close = [lowered[c] for c in difflib.get_close_matches(name.lower(), list(lowered), n=3, cutoff=0.6)]
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    shown = ", ".join(names[:25]) + (f", … ({len(names)} in all)" if len(names) > 25 else "")
+    prefix = f"{where}: " if where else ""
+    return ConfigError(f"{prefix}unknown {kind} {name!r}.{hint} Valid: {shown}")
