@@ -1,0 +1,488 @@
+"""Plan (suite × variants − stored units) and execute units, writing each one as it finishes.
+
+A *store unit* is one (variant, task): its rows go into one atomic Parquet file. An
+*execution unit* is one (weight variant, task): the model is loaded once per weight
+variant, every text is encoded once, and all dims / embedding dtypes of that weight
+variant are derived from the same vectors. A crash loses at most the unit in progress;
+a rerun skips every stored unit and exits 0.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import uuid
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, IncompleteRun
+from .models import ResolvedModel, resolve_model
+from .variants import VariantSpec, WeightSpec
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "google/embeddinggemma-300m"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything ``evalgemma run`` accepts (library form)."""
+
+    model: str = DEFAULT_MODEL
+    revision: str | None = None
+    suite: str | None = None
+    tasks: tuple[str, ...] = ()
+    langs: tuple[str, ...] = ()
+    dims: tuple[int, ...] = ()
+    dtype: str = "float32"
+    max_seq_length: int | None = None
+    batch_size: int = 32
+    device: str = "auto"
+    prompts: bool = True
+    store: Path = Path("results/store")
+    data_dir: Path | None = None
+    offline: bool = False
+    run_name: str = ""
+    force: bool = False
+    quants: tuple[str, ...] = ("none",)
+    quant_source: str | None = None
+    embed_dtypes: tuple[str, ...] = ("float32",)
+    split: str = "test"
+    search_chunk: int = 8192
+    cache_dir: Path | None = None
+    trust_remote_code: bool = False
+    allow_pickle_weights: bool = False
+    show_progress: bool = True
+
+
+@dataclass
+class PlannedTask:
+    """A task of the plan: an mteb task object, or an XTREME-UP language set."""
+
+    name: str
+    task_type: str
+    kind: str  # "mteb" | "xtreme-up"
+    obj: Any = None
+    languages: tuple[str, ...] = ()
+    xtreme_task: str = ""
+    data_source: str = ""
+
+
+@dataclass
+class ExecUnit:
+    """One (weight variant, task) with the derived variants still missing from the store."""
+
+    weight: WeightSpec
+    task: PlannedTask
+    variants: list[VariantSpec]
+    stored: list[VariantSpec]
+
+
+@dataclass
+class Plan:
+    """What a run will do."""
+
+    config: RunConfig
+    model: ResolvedModel
+    suite_name: str
+    tasks: list[PlannedTask]
+    variants: list[VariantSpec]
+    units: list[ExecUnit]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def n_missing(self) -> int:
+        return sum(len(u.variants) for u in self.units)
+
+    @property
+    def n_total(self) -> int:
+        return len(self.variants) * len(self.tasks)
+
+
+@dataclass
+class RunSummary:
+    """The outcome of ``execute``."""
+
+    run_id: str
+    written: list[Path]
+    failures: list[tuple[str, str, str]]  # (variant label, task, error)
+    skipped: int
+    wall_s: float
+    encode_stats: dict[str, int | float] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- planning
+
+
+def _suite_tasks(config: RunConfig) -> tuple[str, list[PlannedTask]]:
+    from .catalog import resolve_suite
+
+    if config.suite is None and not config.tasks:
+        raise ConfigError("give --suite NAME (see `evalgemma list suites`) or --tasks NAME[,NAME]")
+    if config.suite is None:
+        from .mteb_adapter import named_tasks
+
+        objs = named_tasks(config.tasks)
+        return "tasks", [_mteb_planned(t) for t in objs]
+    suite = resolve_suite(config.suite)
+    if suite.kind == "xtreme-up":
+        langs = tuple(config.langs) if config.langs else suite.languages
+        unknown = set(langs) - set(suite.languages) if config.langs else set()
+        if unknown:
+            warnings.warn(f"--langs {','.join(sorted(unknown))}: not in suite {suite.name}'s language set; evaluated anyway", stacklevel=2)
+        task_name = "xtreme-up-cross-lang" if suite.xtreme_task == "retrieval_cross_lang" else "xtreme-up-in-lang"
+        return suite.name, [PlannedTask(task_name, "Retrieval", "xtreme-up", languages=langs, xtreme_task=str(suite.xtreme_task))]
+    if suite.kind == "smoke":
+        from .smoke import smoke_tasks
+
+        objs = smoke_tasks()
+    elif suite.kind == "mteb":
+        from .mteb_adapter import benchmark_tasks
+
+        objs = benchmark_tasks(str(suite.benchmark))
+    else:
+        from .mteb_adapter import named_tasks
+
+        objs = named_tasks(suite.tasks)
+    if config.tasks:
+        by_name = {t.metadata.name: t for t in objs}
+        missing = [n for n in config.tasks if n not in by_name]
+        if missing:
+            from .errors import unknown_name
+
+            raise unknown_name(f"task of suite {suite.name}", missing[0], by_name, where="--tasks")
+        objs = [by_name[n] for n in config.tasks]
+    return suite.name, [_mteb_planned(t) for t in objs]
+
+
+def _mteb_planned(task: Any) -> PlannedTask:
+    from .mteb_adapter import check_text_task
+
+    check_text_task(task)
+    return PlannedTask(task.metadata.name, str(task.metadata.type), "mteb", obj=task)
+
+
+def _weight_specs(config: RunConfig, model: ResolvedModel, max_len: int) -> list[WeightSpec]:
+    specs = []
+    for quant in config.quants:
+        if quant not in ("none", "q8_0", "q4_0", "mixed"):
+            from .errors import unknown_name
+
+            raise unknown_name("weight quantization format", quant, ["none", "q8_0", "q4_0", "mixed"], where="--quant")
+        if quant == "none":
+            specs.append(WeightSpec(model.model_id, model.revision, config.dtype, max_len))  # type: ignore[arg-type]
+            continue
+        from .quantization import default_quant_source, resolve_qat_checkpoint
+
+        source = config.quant_source or default_quant_source(model.model_id)
+        checkpoint = resolve_qat_checkpoint(model.model_id, quant) if source == "qat" else ""
+        specs.append(WeightSpec(model.model_id, model.revision, config.dtype, max_len, quant, source, checkpoint))  # type: ignore[arg-type]
+    return specs
+
+
+def plan_run(config: RunConfig) -> Plan:
+    """Resolve model, suite, tasks and variants; subtract what the store already holds.
+
+    Raises:
+        ConfigError: unknown names, dims out of range, float16 on Gemma 3, bad combinations.
+        DataError: an offline model or dataset that is not available locally.
+    """
+    from .encoder import FP16_REFUSAL
+    from .store import completed_units
+
+    if config.dtype not in ("float32", "bfloat16", "float16"):
+        raise ConfigError(f"--dtype {config.dtype}: expected float32 or bfloat16")
+    if config.offline:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ["HF_DATASETS_OFFLINE"] = "1"
+    model = resolve_model(config.model, config.revision)
+    if config.dtype == "float16" and model.is_gemma3:
+        raise ConfigError(FP16_REFUSAL)
+    notes: list[str] = []
+    full = model.output_dim
+    dims = tuple(config.dims) or ((full,) if full else ())
+    if not dims:
+        raise ConfigError(f"--model {config.model}: cannot tell its output dimension; pass --dim")
+    for d in dims:
+        if d < 1:
+            raise ConfigError(f"--dim {d}: must be a positive integer")
+        if full is not None and d > full:
+            raise ConfigError(f"--dim {d}: larger than {model.short_name}'s output dimension {full}")
+        declared = model.declared_dims or ((full,) if full else ())
+        if d not in declared:
+            msg = f"--dim {d}: not a Matryoshka dimension declared by {model.short_name} ({', '.join(map(str, declared))}); truncating anyway"
+            notes.append(msg)
+            warnings.warn(msg, stacklevel=2)
+    for e in config.embed_dtypes:
+        if e not in ("float32", "int8", "uint8", "binary", "ubinary"):
+            from .errors import unknown_name
+
+            raise unknown_name("embedding dtype", e, ["float32", "int8", "uint8", "binary", "ubinary"], where="--embed-dtype")
+        if e in ("binary", "ubinary"):
+            bad = [d for d in dims if d % 8]
+            if bad:
+                raise ConfigError(f"--embed-dtype {e}: needs dims divisible by 8 (got {bad})")
+    max_len = config.max_seq_length or model.default_max_seq_length or 512
+    if config.max_seq_length is not None and config.max_seq_length < 1:
+        raise ConfigError(f"--max-seq-length {config.max_seq_length}: must be positive")
+    if config.batch_size < 1:
+        raise ConfigError(f"--batch-size {config.batch_size}: must be positive")
+    prompts = tuple(sorted(model.prompts.items())) if config.prompts else ()
+    suite_name, tasks = _suite_tasks(config)
+    if config.langs and suite_name != "tasks" and tasks and tasks[0].kind == "mteb":
+        tasks = _restrict_langs(tasks, list(config.langs))
+    weights = _weight_specs(config, model, max_len)
+    variants = [
+        VariantSpec(w, model.short_name, prompts, d, e, "smoke-texts-v1" if e in ("int8", "uint8") else "", not config.prompts and bool(model.prompts))  # type: ignore[arg-type]
+        for w in weights
+        for d in dims
+        for e in config.embed_dtypes
+    ]
+    done = set() if config.force else completed_units(config.store)
+    units = []
+    for w in weights:
+        for t in tasks:
+            mine = [v for v in variants if v.weight == w]
+            units.append(ExecUnit(w, t, [v for v in mine if (v.key, t.name) not in done], [v for v in mine if (v.key, t.name) in done]))
+    return Plan(config, model, suite_name, tasks, variants, units, notes)
+
+
+def _restrict_langs(tasks: list[PlannedTask], langs: list[str]) -> list[PlannedTask]:
+    from .mteb_adapter import restrict_languages
+
+    kept = []
+    for t in tasks:
+        obj = restrict_languages(t.obj, langs)
+        if obj is not None:
+            kept.append(t)
+    if not kept:
+        raise ConfigError(f"--langs {','.join(langs)}: no task of the suite has these languages or subsets")
+    return kept
+
+
+# ---------------------------------------------------------------- execution
+
+
+def _load_encoder(plan: Plan, weight: WeightSpec, device: str) -> Any:
+    from .encoder import Encoder, load_sentence_transformer
+
+    config = plan.config
+    load_path = None
+    if weight.quant != "none" and weight.quant_source == "qat":
+        from .quantization import fetch_checkpoint
+
+        load_path = fetch_checkpoint(weight.quant_checkpoint)
+    st = load_sentence_transformer(
+        plan.model, weight, device=device, load_path=load_path,
+        trust_remote_code=config.trust_remote_code, allow_pickle_weights=config.allow_pickle_weights,
+    )
+    quant_info: dict[str, Any] = {}
+    if weight.quant != "none":
+        from .quantization import quantize_model
+
+        report = quantize_model(st, weight.quant)  # type: ignore[arg-type]
+        quant_info = {"quant_tensors": json.dumps(list(report.tensors)), "weight_bytes": int(report.weight_bytes)}
+    else:
+        import torch
+
+        quant_info = {"weight_bytes": int(sum(p.numel() * p.element_size() for p in st.parameters())), "quant_tensors": "[]"}
+        del torch
+    disk_cache = None
+    if config.cache_dir is not None:
+        from .embedding_cache import EmbeddingCache
+
+        disk_cache = EmbeddingCache(config.cache_dir)
+    encoder = Encoder(st, weight.key, batch_size=config.batch_size, disk_cache=disk_cache, show_progress=config.show_progress)
+    return encoder, quant_info
+
+
+def _view(variant: VariantSpec, full_dim: int, calibration: Any) -> tuple[Callable[[Any], Any], str]:
+    from .transforms import truncate
+
+    dim = variant.dim
+    if variant.embed_dtype == "float32":
+        if dim == full_dim:
+            from .transforms import l2_normalize
+
+            return l2_normalize, "cosine"
+        return (lambda v: truncate(v, dim)), "cosine"
+    from .embedding_quant import quantize_embeddings_view
+
+    kind = variant.embed_dtype
+
+    def view(v: Any) -> Any:
+        return quantize_embeddings_view(truncate(v, dim), kind, calibration)  # type: ignore[arg-type]
+
+    return view, ("hamming" if kind in ("binary", "ubinary") else "cosine")
+
+
+def execute(plan: Plan, *, on_event: Callable[[str, dict[str, Any]], None] | None = None, encoder_hook: Callable[[Any], None] | None = None) -> RunSummary:
+    """Run every missing unit of ``plan``, writing each store unit as soon as it finishes.
+
+    A failing unit is reported and the run goes on; ``IncompleteRun`` is raised at the
+    end if any unit failed (the others are saved). KeyboardInterrupt propagates after
+    the finished units are on disk (they are written one by one).
+    """
+    from .encoder import resolve_device, set_determinism
+    from .mteb_adapter import prepare_data
+    from .provenance import git_commit, utc_now, versions
+    from .store import ensure_writable, write_unit
+
+    config = plan.config
+    emit = on_event or (lambda kind, data: None)
+    run_id = (config.run_name + "-" if config.run_name else "") + uuid.uuid4().hex[:12]
+    started = time.perf_counter()
+    skipped = sum(len(u.stored) for u in plan.units)
+    written: list[Path] = []
+    failures: list[tuple[str, str, str]] = []
+    stats: dict[str, int | float] = {}
+    if plan.n_missing == 0:
+        return RunSummary(run_id, written, failures, skipped, 0.0)
+    ensure_writable(config.store)
+    mteb_tasks = [t.obj for t in plan.tasks if t.kind == "mteb" and any(u.variants for u in plan.units if u.task is t)]
+    sources = prepare_data(mteb_tasks, config.data_dir, config.offline)
+    for t in plan.tasks:
+        t.data_source = sources.get(t.name, t.data_source)
+    _ensure_datasets_cache()
+    device = resolve_device(config.device)
+    set_determinism()
+    base = {**versions(), "git_commit": git_commit(), "device": device, "batch_size": config.batch_size, "run_id": run_id, "suite": plan.suite_name}
+    weights = list(dict.fromkeys(u.weight for u in plan.units if u.variants))
+    for weight in weights:
+        units = [u for u in plan.units if u.weight == weight and u.variants]
+        emit("load", {"weight": weight})
+        encoder, quant_info = _load_encoder(plan, weight, device)
+        if encoder_hook is not None:
+            encoder_hook(encoder)
+        calibration = _calibration(encoder, plan) if any(v.embed_dtype in ("int8", "uint8") for u in units for v in u.variants) else None
+        for unit in units:
+            for variant in unit.variants:
+                emit("unit-start", {"variant": variant.label, "task": unit.task.name})
+                t0 = utc_now()
+                w0 = time.perf_counter()
+                try:
+                    rows = _evaluate(plan, encoder, variant, unit.task, calibration)
+                except KeyboardInterrupt:
+                    raise
+                except Exception as exc:
+                    from .errors import EvalgemmaError
+
+                    if not isinstance(exc, EvalgemmaError):
+                        log.exception("unit failed: %s / %s", variant.label, unit.task.name)
+                    failures.append((variant.label, unit.task.name, f"{type(exc).__name__}: {exc}"))
+                    emit("unit-failed", {"variant": variant.label, "task": unit.task.name, "error": str(exc)})
+                    continue
+                wall = time.perf_counter() - w0
+                finished = utc_now()
+                ident = variant.identity()
+                common = {
+                    **base, **quant_info, **{k: ident[k] for k in ("model", "revision", "variant_key", "variant", "weight_key", "dim", "dtype", "max_seq_length", "prompt_set", "prompt_hash", "quant", "quant_source", "quant_checkpoint", "embed_dtype")},
+                    "started_at": t0, "finished_at": finished, "status": "ok", "wall_s": wall,
+                    "task": unit.task.name, "task_type": unit.task.task_type,
+                    "embedding_bytes": _embedding_bytes(variant),
+                    "calibration": json.dumps(calibration.describe()) if calibration is not None and variant.embed_dtype in ("int8", "uint8") else "",
+                }
+                full_rows = [{**common, **r} for r in rows]
+                path = write_unit(config.store, full_rows)
+                written.append(path)
+                emit("unit-done", {"variant": variant.label, "task": unit.task.name, "main_score": full_rows[0]["main_score"], "wall_s": wall, "path": path})
+        stats = {k: v for k, v in encoder.stats.__dict__.items()}
+        del encoder
+    summary = RunSummary(run_id, written, failures, skipped, time.perf_counter() - started, stats)
+    if failures:
+        lines = "; ".join(f"{v} / {t}: {e}" for v, t, e in failures[:5])
+        raise IncompleteRun(f"{len(failures)} unit(s) failed, {len(written)} stored: {lines}")
+    return summary
+
+
+def _embedding_bytes(variant: VariantSpec) -> int:
+    if variant.embed_dtype in ("binary", "ubinary"):
+        return variant.dim // 8
+    if variant.embed_dtype in ("int8", "uint8"):
+        return variant.dim
+    return variant.dim * 4
+
+
+def _ensure_datasets_cache() -> None:
+    """mteb/datasets need a writable datasets cache even for local mirrors."""
+    if "HF_DATASETS_CACHE" in os.environ:
+        return
+    from platformdirs import user_cache_dir
+
+    path = Path(user_cache_dir("evalgemma")) / "hf-datasets"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        import tempfile
+
+        path = Path(tempfile.mkdtemp(prefix="evalgemma-hf-datasets-"))
+    os.environ["HF_DATASETS_CACHE"] = str(path)
+    try:
+        import datasets
+
+        datasets.config.HF_DATASETS_CACHE = path
+    except ImportError:
+        pass
+
+
+def _calibration(encoder: Any, plan: Plan) -> Any:
+    """int8/uint8 ranges from a recorded calibration set: the smoke suite's texts, document side."""
+    from .embedding_quant import calibration_from
+    from .smoke import calibration_texts
+
+    texts = calibration_texts()
+    vectors = encoder.encode(texts, None)
+    return calibration_from(vectors, "smoke-texts-v1")
+
+
+def _evaluate(plan: Plan, encoder: Any, variant: VariantSpec, task: PlannedTask, calibration: Any) -> list[dict[str, Any]]:
+    if task.kind == "xtreme-up":
+        return _evaluate_xtreme(plan, encoder, variant, task, calibration)
+    return _evaluate_mteb(plan, encoder, variant, task, calibration)
+
+
+def _evaluate_mteb(plan: Plan, encoder: Any, variant: VariantSpec, task: PlannedTask, calibration: Any) -> list[dict[str, Any]]:
+    import mteb
+
+    from .mteb_adapter import MtebView, describe_prompts, task_result_rows
+
+    view, sim = _view(variant, encoder.full_dim, calibration)
+    adapter = MtebView(encoder, plan.model.model_id, plan.model.revision, dict(variant.prompts), view, sim, variant.dim)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        result = mteb.evaluate(
+            adapter, task.obj, cache=None, show_progress_bar=False,
+            encode_kwargs={"batch_size": plan.config.batch_size, "show_progress_bar": False},
+        )
+    task_result = result.task_results[0]
+    rows, score = task_result_rows(task.obj, task_result)
+    prompts = describe_prompts(adapter.used_prompts)
+    ds = task.obj.metadata.dataset
+    n_samples = _n_samples(task.obj)
+    extra = json.dumps({"data_source": task.data_source, "mteb_evaluation_time": task_result.evaluation_time}, default=str)
+    for r in rows:
+        r.update(
+            main_score=score, prompts=prompts, n_samples=n_samples, extra=extra,
+            task_version=str(getattr(task.obj.metadata, "version", "") or ""),
+            data_revision=str(ds.get("revision", "")),
+        )
+    return rows
+
+
+def _n_samples(task: Any) -> int:
+    stats = getattr(task.metadata, "descriptive_stats", None) or {}
+    try:
+        return int(stats.get("num_samples", 0) or 0)
+    except (TypeError, AttributeError, ValueError):
+        return 0
+
+
+def _evaluate_xtreme(plan: Plan, encoder: Any, variant: VariantSpec, task: PlannedTask, calibration: Any) -> list[dict[str, Any]]:
+    from .xtreme_runner import evaluate_xtreme_variant
+
+    return evaluate_xtreme_variant(plan, encoder, variant, task, calibration)

