@@ -64,6 +64,10 @@ def read_toml(path: Path) -> dict[str, object]:
         raise ConfigError(f"{path}: file not found") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML ({exc})") from exc
+    except (ValueError, RecursionError) as exc:
+        # tomllib lets int() raise ValueError for integers over 4300 digits and recurses per
+        # nesting level (RecursionError for deep arrays/tables): both are invalid files, not bugs.
+        raise ConfigError(f"{path}: invalid TOML ({type(exc).__name__}: {str(exc)[:200]})") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read ({exc})") from exc
 
@@ -152,6 +156,8 @@ def model_entries(tasks_dir: Path | None = None) -> dict[str, ModelEntry]:
             out[name] = ModelEntry(name=name, **fields)
         except ValidationError as exc:
             raise ConfigError(_validation_message(path, exc)) from exc
+        except TypeError as exc:  # a 'name' key inside the table clashes with the table's name
+            raise ConfigError(f"{path}: models.{name}: {exc}") from exc
     return out
 
 

@@ -147,7 +147,9 @@ def _store_files(store: Path) -> list[Path]:
         raise StoreError(f"--store {store}: not a directory")
     out = []
     for path in store.rglob("*.parquet"):
-        if path.name.startswith(TMP_PREFIX) or path.is_symlink():
+        # is_file: a *folder* named "*.parquet" (e.g. a task called "X.parquet") would otherwise be
+        # read by pyarrow as a dataset of every unit inside it, duplicating their rows.
+        if path.name.startswith(TMP_PREFIX) or path.is_symlink() or not path.is_file():
             continue
         out.append(path)
     return sorted(out)
@@ -159,6 +161,7 @@ def read_file(path: Path) -> pd.DataFrame:
     Raises:
         StoreError: unreadable, foreign (columns differ) or from a newer schema version.
     """
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
@@ -168,12 +171,20 @@ def read_file(path: Path) -> pd.DataFrame:
     names = set(table.column_names)
     if "schema_version" not in names:
         raise StoreError(f"{path}: not an evalgemma store file (no schema_version column)")
+    # A foreign file may carry a schema_version column of another type; compare only integers.
+    if not pa.types.is_integer(table.schema.field("schema_version").type):
+        raise StoreError(f"{path}: not an evalgemma store file (schema_version is {table.schema.field('schema_version').type}, expected an integer)")
     versions = set(table.column("schema_version").to_pylist())
     if any(v is None or v > SCHEMA_VERSION for v in versions):
         raise StoreError(f"{path}: schema_version {sorted(v for v in versions if v is not None)} is newer than this evalgemma ({SCHEMA_VERSION}); upgrade evalgemma")
     missing = set(COLUMN_NAMES) - names
     if missing:
         raise StoreError(f"{path}: not an evalgemma store file (missing columns {sorted(missing)[:5]})")
+    # Column types must match the schema, or one odd file turns e.g. ``value`` into strings for all.
+    expected = arrow_schema()
+    wrong = [f"{f.name} is {table.schema.field(f.name).type}, expected {f.type}" for f in expected if table.schema.field(f.name).type != f.type]
+    if wrong:
+        raise StoreError(f"{path}: not an evalgemma store file (column types differ: {'; '.join(wrong[:3])})")
     return table.select(list(COLUMN_NAMES)).to_pandas()
 
 
