@@ -22,8 +22,15 @@ for _module in COMMAND_MODULES:
     importlib.import_module(f"evalgemma.commands.{_module}").register(app)
 
 
+def _format_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, line: str | None = None) -> str:
+    return f"warning: {message}\n"
+
+
 def main() -> None:
     """Console entry point: run the app and map evalgemma errors to their exit codes."""
+    import warnings
+
+    warnings.formatwarning = _format_warning  # type: ignore[assignment]
     try:
         app(standalone_mode=False)
     except EvalgemmaError as exc:

@@ -128,7 +128,7 @@ def named_tasks(names: Iterable[str]) -> list[Any]:
             out.append(mteb.get_task(name))
         except Exception as exc:
             if all_names is None:
-                all_names = [t.metadata.name for t in mteb.get_tasks()]
+                all_names = [t.metadata.name for t in mteb.get_tasks(exclude_superseded=False)]
             raise unknown_name("task", name, all_names, where="--tasks") from exc
     return out
 

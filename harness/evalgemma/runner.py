@@ -58,6 +58,11 @@ class RunConfig:
     trust_remote_code: bool = False
     allow_pickle_weights: bool = False
     show_progress: bool = True
+    executor: str = "local"  # "local" | "ray" (see distributed.py)
+    shard: tuple[int, int] | None = None  # (i, N), 0-based: run only shard i of N of the full plan
+    ray_address: str | None = None
+    gpus_per_unit: float | None = None  # Ray: GPUs per unit; None = 1 if the cluster has GPUs, else 0
+    max_retries: int = 2  # Ray: resubmissions of a unit whose worker died or raised unexpectedly
 
 
 @dataclass
@@ -71,6 +76,7 @@ class PlannedTask:
     languages: tuple[str, ...] = ()
     xtreme_task: str = ""
     data_source: str = ""
+    mirror: Path | None = None  # local dataset snapshot the mteb task is pointed at
 
 
 @dataclass
@@ -101,7 +107,7 @@ class Plan:
 
     @property
     def n_total(self) -> int:
-        return len(self.variants) * len(self.tasks)
+        return sum(len(u.variants) + len(u.stored) for u in self.units)
 
 
 @dataclass
@@ -141,6 +147,8 @@ def _suite_tasks(config: RunConfig) -> tuple[str, list[PlannedTask]]:
         from .smoke import smoke_tasks
 
         objs = smoke_tasks()
+        for obj in objs:
+            obj._evalgemma_local = True  # built-in data: nothing to fetch, fine offline
     elif suite.kind == "mteb":
         from .mteb_adapter import benchmark_tasks
 
@@ -227,15 +235,14 @@ def plan_run(config: RunConfig) -> Plan:
             bad = [d for d in dims if d % 8]
             if bad:
                 raise ConfigError(f"--embed-dtype {e}: needs dims divisible by 8 (got {bad})")
-    max_len = config.max_seq_length or model.default_max_seq_length or 512
+    # EmbeddingGemma's paper protocol is 512 tokens (its checkpoint ships 2048): Gemma 3
+    # models default to 512 unless --max-seq-length says otherwise.
+    max_len = config.max_seq_length or (512 if model.is_gemma3 else model.default_max_seq_length) or 512
     if config.max_seq_length is not None and config.max_seq_length < 1:
         raise ConfigError(f"--max-seq-length {config.max_seq_length}: must be positive")
     if config.batch_size < 1:
         raise ConfigError(f"--batch-size {config.batch_size}: must be positive")
     prompts = tuple(sorted(model.prompts.items())) if config.prompts else ()
-    suite_name, tasks = _suite_tasks(config)
-    if config.langs and suite_name != "tasks" and tasks and tasks[0].kind == "mteb":
-        tasks = _restrict_langs(tasks, list(config.langs))
     weights = _weight_specs(config, model, max_len)
     variants = [
         VariantSpec(w, model.short_name, prompts, d, e, "smoke-texts-v1" if e in ("int8", "uint8") else "", not config.prompts and bool(model.prompts))  # type: ignore[arg-type]
@@ -244,11 +251,72 @@ def plan_run(config: RunConfig) -> Plan:
         for e in config.embed_dtypes
     ]
     done = set() if config.force else completed_units(config.store)
+    warm = _warm_plan(config, model, weights, variants, done, notes)
+    if warm is not None:
+        return warm
+    suite_name, tasks = _suite_tasks(config)
+    if config.langs and tasks and tasks[0].kind == "mteb":
+        tasks = _restrict_langs(tasks, list(config.langs))
     units = []
     for w in weights:
         for t in tasks:
             mine = [v for v in variants if v.weight == w]
             units.append(ExecUnit(w, t, [v for v in mine if (v.key, t.name) not in done], [v for v in mine if (v.key, t.name) in done]))
+    plan = Plan(config, model, suite_name, tasks, variants, units, notes)
+    if config.shard is not None:
+        from .distributed import shard_plan
+
+        plan = shard_plan(plan, config.shard)
+    return plan
+
+
+def _cheap_task_names(config: RunConfig) -> tuple[str, list[str]] | None:
+    """(suite name, task names) without importing mteb, when that is possible.
+
+    Used only to decide that *everything* is already stored (a warm rerun must not pay for
+    importing mteb and building its task registry). ``--langs`` on MTEB suites changes
+    which tasks remain, so it always takes the full path.
+    """
+    from .catalog import resolve_suite
+
+    if config.suite is None:
+        return ("tasks", list(config.tasks)) if config.tasks and not config.langs else None
+    suite = resolve_suite(config.suite)
+    if suite.kind == "xtreme-up":
+        return None  # planning XTREME-UP never imports mteb anyway
+    if config.langs:
+        return None
+    if config.tasks:
+        return suite.name, list(config.tasks)
+    if suite.kind == "smoke":
+        from .smoke import SMOKE_TASK_NAMES
+
+        return suite.name, list(SMOKE_TASK_NAMES)
+    if suite.kind == "tasks":
+        return suite.name, list(suite.tasks)
+    from .reference import suite_tasks
+
+    try:
+        listed = suite_tasks()
+    except Exception:  # the reference data is optional for planning
+        return None
+    names = [str(t) for t in listed[listed["suite"] == suite.name]["task"]]
+    return (suite.name, names) if names else None
+
+
+def _warm_plan(config: RunConfig, model: ResolvedModel, weights: list[WeightSpec], variants: list[VariantSpec], done: set[tuple[str, str]], notes: list[str]) -> Plan | None:
+    """A plan with nothing to run, if every (variant, task) is stored; else None."""
+    cheap = _cheap_task_names(config)
+    if cheap is None:
+        return None
+    suite_name, names = cheap
+    if not names or any((v.key, n) not in done for v in variants for n in names):
+        return None
+    from .store import load_results
+
+    types = load_results(config.store, warn=False).drop_duplicates("task").set_index("task")["task_type"].to_dict()
+    tasks = [PlannedTask(n, str(types.get(n, "")), "mteb") for n in names]
+    units = [ExecUnit(w, t, [], [v for v in variants if v.weight == w]) for w in weights for t in tasks]
     return Plan(config, model, suite_name, tasks, variants, units, notes)
 
 
@@ -276,7 +344,7 @@ def _load_encoder(plan: Plan, weight: WeightSpec, device: str) -> Any:
     if weight.quant != "none" and weight.quant_source == "qat":
         from .quantization import fetch_checkpoint
 
-        load_path = fetch_checkpoint(weight.quant_checkpoint)
+        load_path, _, _ = fetch_checkpoint(plan.model.model_id, weight.quant, "qat")
     st = load_sentence_transformer(
         plan.model, weight, device=device, load_path=load_path,
         trust_remote_code=config.trust_remote_code, allow_pickle_weights=config.allow_pickle_weights,
@@ -301,7 +369,8 @@ def _load_encoder(plan: Plan, weight: WeightSpec, device: str) -> Any:
     return encoder, quant_info
 
 
-def _view(variant: VariantSpec, full_dim: int, calibration: Any) -> tuple[Callable[[Any], Any], str]:
+def _view(variant: VariantSpec, full_dim: int, calibration_vectors: Any) -> tuple[Callable[[Any], Any], str]:
+    """The derived view of a variant (truncate + re-normalise, then embedding quantization) and its similarity."""
     from .transforms import truncate
 
     dim = variant.dim
@@ -314,11 +383,22 @@ def _view(variant: VariantSpec, full_dim: int, calibration: Any) -> tuple[Callab
     from .embedding_quant import quantize_embeddings_view
 
     kind = variant.embed_dtype
+    calibration = view_calibration(variant, calibration_vectors)
 
     def view(v: Any) -> Any:
         return quantize_embeddings_view(truncate(v, dim), kind, calibration)  # type: ignore[arg-type]
 
     return view, ("hamming" if kind in ("binary", "ubinary") else "cosine")
+
+
+def view_calibration(variant: VariantSpec, calibration_vectors: Any) -> Any:
+    """int8/uint8 ranges of a variant: its own truncated view of the calibration vectors."""
+    if variant.embed_dtype not in ("int8", "uint8"):
+        return None
+    from .embedding_quant import calibration_from
+    from .transforms import truncate
+
+    return calibration_from(truncate(calibration_vectors, variant.dim), variant.calibration)
 
 
 def execute(plan: Plan, *, on_event: Callable[[str, dict[str, Any]], None] | None = None, encoder_hook: Callable[[Any], None] | None = None) -> RunSummary:
@@ -334,6 +414,16 @@ def execute(plan: Plan, *, on_event: Callable[[str, dict[str, Any]], None] | Non
     from .store import ensure_writable, write_unit
 
     config = plan.config
+    if config.executor != "local":
+        from .distributed import EXECUTORS, execute_ray
+
+        if config.executor not in EXECUTORS:
+            from .errors import unknown_name
+
+            raise unknown_name("executor", config.executor, EXECUTORS, where="--executor")
+        if encoder_hook is not None:
+            raise ValueError("encoder_hook needs the local executor (Ray workers load their own encoders)")
+        return execute_ray(plan, on_event=on_event)
     emit = on_event or (lambda kind, data: None)
     run_id = (config.run_name + "-" if config.run_name else "") + uuid.uuid4().hex[:12]
     started = time.perf_counter()
@@ -348,6 +438,8 @@ def execute(plan: Plan, *, on_event: Callable[[str, dict[str, Any]], None] | Non
     sources = prepare_data(mteb_tasks, config.data_dir, config.offline)
     for t in plan.tasks:
         t.data_source = sources.get(t.name, t.data_source)
+        if t.kind == "mteb" and Path(t.data_source).is_dir():
+            t.mirror = Path(t.data_source)
     _ensure_datasets_cache()
     device = resolve_device(config.device)
     set_determinism()
@@ -361,6 +453,7 @@ def execute(plan: Plan, *, on_event: Callable[[str, dict[str, Any]], None] | Non
             encoder_hook(encoder)
         calibration = _calibration(encoder, plan) if any(v.embed_dtype in ("int8", "uint8") for u in units for v in u.variants) else None
         for unit in units:
+            _load_task_data(unit.task)
             for variant in unit.variants:
                 emit("unit-start", {"variant": variant.label, "task": unit.task.name})
                 t0 = utc_now()
@@ -385,12 +478,13 @@ def execute(plan: Plan, *, on_event: Callable[[str, dict[str, Any]], None] | Non
                     "started_at": t0, "finished_at": finished, "status": "ok", "wall_s": wall,
                     "task": unit.task.name, "task_type": unit.task.task_type,
                     "embedding_bytes": _embedding_bytes(variant),
-                    "calibration": json.dumps(calibration.describe()) if calibration is not None and variant.embed_dtype in ("int8", "uint8") else "",
+                    "calibration": _calibration_record(variant, calibration),
                 }
                 full_rows = [{**common, **r} for r in rows]
                 path = write_unit(config.store, full_rows)
                 written.append(path)
                 emit("unit-done", {"variant": variant.label, "task": unit.task.name, "main_score": full_rows[0]["main_score"], "wall_s": wall, "path": path})
+            _unload_task_data(unit.task)
         stats = {k: v for k, v in encoder.stats.__dict__.items()}
         del encoder
     summary = RunSummary(run_id, written, failures, skipped, time.perf_counter() - started, stats)
@@ -398,6 +492,34 @@ def execute(plan: Plan, *, on_event: Callable[[str, dict[str, Any]], None] | Non
         lines = "; ".join(f"{v} / {t}: {e}" for v, t, e in failures[:5])
         raise IncompleteRun(f"{len(failures)} unit(s) failed, {len(written)} stored: {lines}")
     return summary
+
+
+def _calibration_record(variant: VariantSpec, calibration_vectors: Any) -> str:
+    cal = view_calibration(variant, calibration_vectors)
+    if cal is None:
+        return ""
+    return json.dumps({"name": cal.name, "n_vectors": cal.n_vectors, "sha256": cal.sha256, "dim": cal.dim, "texts": "evalgemma.smoke.calibration_texts()"})
+
+
+def _load_task_data(task: PlannedTask) -> None:
+    """Load an mteb task's data once for all variants of a unit (mteb then keeps it loaded).
+
+    mteb's ``unload_data`` drops the instance's metadata copy, so the redirect to a local
+    mirror is re-applied before every load.
+    """
+    if task.kind != "mteb" or task.obj is None:
+        return
+    if task.mirror is not None:
+        from .mteb_adapter import point_to_mirror
+
+        point_to_mirror(task.obj, task.mirror)
+    if not task.obj.data_loaded:
+        task.obj.load_data()
+
+
+def _unload_task_data(task: PlannedTask) -> None:
+    if task.kind == "mteb" and task.obj is not None and task.obj.data_loaded:
+        task.obj.unload_data()
 
 
 def _embedding_bytes(variant: VariantSpec) -> int:
@@ -431,13 +553,11 @@ def _ensure_datasets_cache() -> None:
 
 
 def _calibration(encoder: Any, plan: Plan) -> Any:
-    """int8/uint8 ranges from a recorded calibration set: the smoke suite's texts, document side."""
-    from .embedding_quant import calibration_from
+    """Full vectors of the recorded calibration set (the smoke suite's own texts, no prompt);
+    int8/uint8 ranges are computed from them per view (same ranges for queries and documents)."""
     from .smoke import calibration_texts
 
-    texts = calibration_texts()
-    vectors = encoder.encode(texts, None)
-    return calibration_from(vectors, "smoke-texts-v1")
+    return encoder.encode(calibration_texts(), None)
 
 
 def _evaluate(plan: Plan, encoder: Any, variant: VariantSpec, task: PlannedTask, calibration: Any) -> list[dict[str, Any]]:

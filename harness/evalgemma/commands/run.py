@@ -53,6 +53,11 @@ def run(
     trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Allow model repos to run their own code")] = False,
     allow_pickle_weights: Annotated[bool, typer.Option("--allow-pickle-weights", help="Allow pickle-based (.bin) weights")] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bars")] = False,
+    executor: Annotated[str, typer.Option(help="local | ray (one Ray task per (weight variant, task) unit; pip install 'evalgemma[ray]')")] = "local",
+    shard: Annotated[str | None, typer.Option(help="Run only shard i of N (0-based) of the full plan, e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT")] = None,
+    ray_address: Annotated[str | None, typer.Option(help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")] = None,
+    gpus_per_unit: Annotated[float | None, typer.Option(help="Ray: GPUs per unit (default: 1 if the cluster has GPUs, else 0)")] = None,
+    max_retries: Annotated[int, typer.Option(help="Ray: resubmissions of a unit whose worker died or raised unexpectedly")] = 2,
 ) -> None:
     """Evaluate a model's variants on a suite; stores every finished unit at once."""
     from ..runner import RunConfig
@@ -70,10 +75,29 @@ def run(
         quants=_split_csv(quant) or ("none",), quant_source=quant_source, embed_dtypes=_split_csv(embed_dtype) or ("float32",),
         split=split, search_chunk=search_chunk, cache_dir=None if no_cache else _default_cache(cache_dir),
         trust_remote_code=trust_remote_code, allow_pickle_weights=allow_pickle_weights, show_progress=not no_progress,
+        executor=_executor(executor), shard=_shard(shard), ray_address=ray_address, gpus_per_unit=gpus_per_unit, max_retries=max_retries,
     )
     from ..console import run_with_console
 
     run_with_console(config)
+
+
+def _executor(value: str) -> str:
+    from ..distributed import EXECUTORS
+
+    if value not in EXECUTORS:
+        from ..errors import unknown_name
+
+        raise unknown_name("executor", value, EXECUTORS, where="--executor")
+    return value
+
+
+def _shard(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    from ..distributed import parse_shard
+
+    return parse_shard(value)
 
 
 def _default_cache(cache_dir: Path | None) -> Path | None:
