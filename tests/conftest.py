@@ -95,3 +95,19 @@ def build_tiny_gemma(dest: Path, config_dir: Path, *, hidden: int = 32, seed: in
 def tiny_gemma(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
     config_dir = require(shared_data / "embeddinggemma_config", "EmbeddingGemma config")
     return build_tiny_gemma(tmp_path_factory.mktemp("tiny-gemma"), config_dir)
+
+
+@pytest.fixture(scope="session")
+def smoke_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real `evalgemma run --suite smoke --model minilm --dim 384,32` store (CPU), shared by
+    the gate, notebook and report tests."""
+    import warnings
+
+    from evalgemma.runner import RunConfig, execute, plan_run
+
+    store = tmp_path_factory.mktemp("smoke") / "store"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # 32 is not a dim MiniLM declares
+        plan = plan_run(RunConfig(model="minilm", suite="smoke", dims=(384, 32), store=store, device="cpu", show_progress=False))
+    execute(plan)
+    return store

@@ -214,10 +214,6 @@ def test_xtreme_up_reader_valid_example_is_read() -> None:
     assert data.index_ids == ["p1", "p2"] and data.queries["sw"][0]["question"] == "which one?"
 
 
-XTREME_KNOWN_BUGS = "xtreme_up._read_jsonl lets zlib.error, RecursionError and ValueError escape (fix: catch them as DataError); see docs/RELIABILITY.md"
-
-
-@pytest.mark.xfail(strict=True, reason=XTREME_KNOWN_BUGS)
 @pytest.mark.parametrize(
     "case",
     ["deep_nesting", "huge_int", "corrupt_gzip"],

@@ -102,8 +102,15 @@ def load_suite_file(path: Path) -> SuiteSpec:
         raise ConfigError(f"{path}: kind = 'mteb' needs a 'benchmark' name")
     if spec.kind == "tasks" and not spec.tasks:
         raise ConfigError(f"{path}: kind = 'tasks' needs a non-empty 'tasks' list")
-    if spec.kind == "xtreme-up" and (not spec.xtreme_task or not spec.languages):
-        raise ConfigError(f"{path}: kind = 'xtreme-up' needs 'xtreme_task' and 'languages'")
+    if spec.kind == "xtreme-up" and not (spec.xtreme_task and spec.languages):
+        # The language set lives in tasks/xtreme_up.toml under the suite's name.
+        from .xtreme_up import load_xtreme_up_config
+
+        cfg = load_xtreme_up_config()
+        if spec.name not in cfg.suites:
+            raise ConfigError(f"{path}: kind = 'xtreme-up' needs [suites.{spec.name}] in tasks/xtreme_up.toml (or 'xtreme_task' and 'languages' here)")
+        entry = cfg.suites[spec.name]
+        spec = spec.model_copy(update={"xtreme_task": entry.task, "languages": tuple(entry.languages)})
     return spec
 
 

@@ -82,10 +82,14 @@ def set_determinism(seed: int = 42) -> None:
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
+_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
 def _has_pickle_only_weights(directory: Path) -> bool:
-    has_safe = any(directory.rglob("*.safetensors"))
-    has_pickle = any(p.suffix in (".bin", ".pt", ".pth", ".ckpt", ".pkl") for p in directory.rglob("*") if p.is_file())
-    return has_pickle and not has_safe
+    """True if any folder of the model (root or a module folder such as ``2_Dense``) has
+    pickle-based weight files and no safetensors file of its own."""
+    folders = {p.parent for p in directory.rglob("*") if p.is_file() and p.suffix in _PICKLE_SUFFIXES}
+    return any(not any(folder.glob("*.safetensors")) for folder in folders)
 
 
 def load_sentence_transformer(

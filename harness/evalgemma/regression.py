@@ -436,7 +436,41 @@ def _unused_tolerance_notes(tolerances: Tolerances, units: list[_Unit]) -> list[
     return notes
 
 
-def compare(current: pd.DataFrame, baseline: pd.DataFrame, tolerances: Tolerances, allow_missing: bool = False) -> CheckReport:
+def _explicit_pairs(
+    pairs: Mapping[str, str], base: Mapping[str, str], cur: Mapping[str, str]
+) -> tuple[dict[str, str], list[str]]:
+    """Resolve ``{current label|key: baseline label|key}`` to baseline key → current key.
+
+    Raises:
+        ConfigError: a name matches no variant, or a label matches several.
+    """
+    from .errors import ConfigError
+
+    def one(name: str, side: Mapping[str, str], what: str) -> str:
+        if name in side:
+            return name
+        keys = [k for k, label in side.items() if label == name]
+        if len(keys) != 1:
+            found = "no" if not keys else f"{len(keys)}"
+            raise ConfigError(f"--pair: {found} {what} variant(s) named {name!r}; {what} variants: {sorted(set(side.values()))}")
+        return keys[0]
+
+    out: dict[str, str] = {}
+    notes = []
+    for cur_name, base_name in pairs.items():
+        bkey, ckey = one(base_name, base, "baseline"), one(cur_name, cur, "store")
+        out[bkey] = ckey
+        notes.append(f"--pair: store variant {cur[ckey]!r} compared with baseline variant {base[bkey]!r}")
+    return out, notes
+
+
+def compare(
+    current: pd.DataFrame,
+    baseline: pd.DataFrame,
+    tolerances: Tolerances,
+    allow_missing: bool = False,
+    pairs: Mapping[str, str] | None = None,
+) -> CheckReport:
     """Compare the current results with a baseline, per task and per suite mean.
 
     Args:
@@ -444,13 +478,24 @@ def compare(current: pd.DataFrame, baseline: pd.DataFrame, tolerances: Tolerance
         baseline: baseline rows (``load_baseline``); same columns.
         tolerances: allowed drops in points.
         allow_missing: baseline tasks absent from ``current`` are skipped instead of failing.
+        pairs: explicit ``{store variant: baseline variant}`` (labels or keys) to compare a
+            candidate (say a quantized or truncated export) with the accepted float baseline;
+            other variants are matched as usual.
 
     Returns:
         The report; ``report.passed`` is the gate's outcome. Pure: nothing is read or written.
     """
     base_units = _unit_scores(baseline)
     cur_units = _unit_scores(current)
-    matches, notes = _match_variants({u.variant_key: u.variant for u in base_units}, {u.variant_key: u.variant for u in cur_units})
+    base_labels = {u.variant_key: u.variant for u in base_units}
+    cur_labels = {u.variant_key: u.variant for u in cur_units}
+    explicit, notes = _explicit_pairs(pairs or {}, base_labels, cur_labels)
+    matches, more_notes = _match_variants(
+        {k: v for k, v in base_labels.items() if k not in explicit},
+        {k: v for k, v in cur_labels.items() if k not in explicit.values()},
+    )
+    matches.update(explicit)
+    notes += more_notes
     rows, more = _compare_units(base_units, cur_units, matches, tolerances, what="baseline", report_missing_and_new=True)
     notes += more
     notes += _device_notes(base_units, cur_units, matches)

@@ -10,7 +10,6 @@ variant and reused by every language, every dim and every embedding dtype.
 from __future__ import annotations
 
 import json
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,8 +32,6 @@ def text_policy(prompts: dict[str, str]) -> tuple[str, str, bool]:
     any other document prompt is put in front of the official ``title + " " + context``;
     without prompts the official texts are used unchanged.
     """
-    from mteb.models.abs_encoder import get_prompt_name  # noqa: F401  (same lookup order as MTEB)
-
     query = prompts.get("Retrieval-query") or prompts.get("Retrieval") or prompts.get("query") or ""
     document = prompts.get("Retrieval-document") or prompts.get("document") or ""
     if document.startswith("title: "):
@@ -44,11 +41,11 @@ def text_policy(prompts: dict[str, str]) -> tuple[str, str, bool]:
 
 def data_root(plan: Plan) -> tuple[Path, str | None]:
     """The extracted XTREME-UP root: ``--data-dir``, else the official tarball in the user cache."""
-    from .xtreme_up import _find_root, download_xtreme_up
+    from .xtreme_up import download_xtreme_up, find_data_root
 
     config = plan.config
     if config.data_dir is not None:
-        root = _find_root(Path(config.data_dir))
+        root = find_data_root(Path(config.data_dir))
         if root is None:
             raise DataError(f"--data-dir {config.data_dir}: no retrieval_cross_lang/ or retrieval_in_lang/ folder found (an extracted XTREME-UP copy is expected)")
         return root, None
@@ -56,7 +53,7 @@ def data_root(plan: Plan) -> tuple[Path, str | None]:
 
     dest = Path(user_cache_dir("evalgemma")) / "xtreme-up"
     if config.offline:
-        found = _find_root(dest)
+        found = find_data_root(dest)
         if found is None:
             raise DataError(f"--offline: XTREME-UP data not found in {dest}; pass --data-dir DIR (an extracted copy) or run once online")
         return found, None
@@ -124,5 +121,3 @@ def evaluate_xtreme_variant(plan: Plan, encoder: Any, variant: VariantSpec, task
                  data_revision=str(data.data_version or ""), task_version="xtreme-up-" + str(data.data_version or "unknown"))
     return rows
 
-
-__all__ = ["data_root", "evaluate_xtreme_variant", "text_policy", "partial"]

@@ -61,6 +61,7 @@ import math
 import shutil
 import tarfile
 import tomllib
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -218,7 +219,7 @@ def _read_jsonl(path: Path, required: Sequence[str]) -> tuple[list[tuple[int, di
     if path.name.endswith(".gz"):
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as e:
+        except (OSError, EOFError, zlib.error) as e:
             raise DataError(f"{path}: not a valid gzip file: {e}") from e
     try:
         text = raw.decode("utf-8")
@@ -230,8 +231,8 @@ def _read_jsonl(path: Path, required: Sequence[str]) -> tuple[list[tuple[int, di
             continue
         try:
             row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}: line {lineno}: invalid JSON: {e.msg}") from e
+        except (json.JSONDecodeError, RecursionError, ValueError) as e:  # ValueError: int over 4300 digits
+            raise DataError(f"{path}: line {lineno}: invalid JSON: {getattr(e, 'msg', None) or type(e).__name__}") from e
         if not isinstance(row, dict):
             raise DataError(f"{path}: line {lineno}: expected a JSON object, got {type(row).__name__}")
         missing = [k for k in required if k not in row]

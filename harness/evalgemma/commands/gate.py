@@ -87,6 +87,7 @@ def check(
     junit: Annotated[Path | None, typer.Option("--junit", help="Also write JUnit XML here.")] = None,
     allow_missing: Annotated[bool, typer.Option("--allow-missing", help="Baseline tasks absent from the store are skipped, not failures.")] = False,
     suite: Annotated[str | None, typer.Option("--suite", help="Check only this suite.")] = None,
+    pair: Annotated[list[str] | None, typer.Option("--pair", help="CURRENT=BASELINE: compare this store variant (label or key) with that baseline variant; repeatable.")] = None,
 ) -> None:
     """Gate: compare the store's newest runs with a baseline (exit 4 on a regression)."""
     from ..errors import ConfigError, RegressionFound
@@ -116,7 +117,13 @@ def check(
             raise unknown_name("suite", suite, set(base["suite"]) | set(current["suite"]), where="--suite")
         cur_sel = current[current["suite"] == suite] if suite is not None else current
         base_sel = base[base["suite"] == suite] if suite is not None else base
-        report = compare(cur_sel, base_sel, tols, allow_missing=allow_missing)
+        pairs: dict[str, str] = {}
+        for item in pair or []:
+            if "=" not in item:
+                raise ConfigError(f"--pair {item!r}: expected CURRENT=BASELINE (variant labels or keys)")
+            cur_name, base_name = (x.strip() for x in item.split("=", 1))
+            pairs[cur_name] = base_name
+        report = compare(cur_sel, base_sel, tols, allow_missing=allow_missing, pairs=pairs)
     else:
         assert reference is not None
         refs = load_reference_scores(reference)
