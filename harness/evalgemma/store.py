@@ -126,6 +126,7 @@ def write_unit(store: Path, rows: list[dict[str, Any]]) -> Path:
             with os.fdopen(fd, "wb") as fh:
                 pq.write_table(table, fh)
                 fh.flush()
+                os.fchmod(fh.fileno(), 0o644)  # mkstemp makes 0600; a store is shared read-only
                 os.fsync(fh.fileno())
             os.replace(tmp, target)
         except BaseException:
