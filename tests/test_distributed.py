@@ -321,6 +321,10 @@ def test_ray_rejects_gpus_the_cluster_does_not_have(ray_cluster: Any, tmp_path: 
     plan = plan_run(config(tmp_path / "store", device="auto", executor="ray", gpus_per_unit=1000.0))
     with pytest.raises(ConfigError, match=r"--gpus-per-unit 1000.0: the Ray cluster has \d+ GPU\(s\) in all"):
         execute(plan)
+    if ray_cluster.cluster_resources().get("GPU", 0) < 1:
+        # --device cuda with the default --gpus-per-unit on a GPU-less cluster: refused up front.
+        with pytest.raises(ConfigError, match=r"--device cuda with --executor ray: the Ray cluster has no GPUs"):
+            execute(plan_run(config(tmp_path / "store", device="cuda", executor="ray")))
     assert load_results(tmp_path / "store").empty
 
 

@@ -51,6 +51,9 @@ def print_summary(plan: Plan, console: Any) -> None:
                 means[label].append(s)
         table.add_row(t.name, t.task_type, *cells)
     n = len(plan.tasks)
+    if n == 0:
+        console.print("no tasks in this plan (an empty shard?)")
+        return
     table.add_row(
         "Mean(Task)", "", *[(f"{100 * sum(m) / n:.2f}" if len(m) == n else f"incomplete ({len(m)}/{n})") for m in means.values()], style="bold"
     )
@@ -83,6 +86,8 @@ def run_with_console(config: RunConfig) -> RunSummary:
             elif kind == "unit-done":
                 progress.advance(bar)
                 progress.console.print(f"  stored {data['variant']} · {data['task']}: {100 * data['main_score']:.2f} ({data['wall_s']:.1f} s)")
+            elif kind == "unit-retry":
+                progress.console.print(f"  [yellow]retrying[/yellow] {data.get('task')} (attempt {data.get('attempt')} failed: {data.get('error')})")
             elif kind == "unit-failed":
                 progress.advance(bar)
                 progress.console.print(f"  [red]failed[/red] {data['variant']} · {data['task']}: {data['error']}")

@@ -308,6 +308,8 @@ def _resolve_gpus(config: RunConfig, resources: dict[str, float]) -> float:
     available = float(resources.get("GPU", 0.0))
     gpus = config.gpus_per_unit
     if gpus is None:
+        if config.device.startswith("cuda") and available < 1:
+            raise ConfigError(f"--device {config.device} with --executor ray: the Ray cluster has no GPUs (use --device cpu, or --ray-address of a GPU cluster)")
         return 1.0 if available >= 1 and config.device != "cpu" else 0.0
     if gpus < 0:
         raise ConfigError(f"--gpus-per-unit {gpus}: must be 0 or more")
@@ -372,12 +374,12 @@ def execute_ray(
             where = config.ray_address or os.environ.get("RAY_ADDRESS") or "a new local cluster"
             raise ConfigError(f"--ray-address {where}: cannot connect to Ray ({exc})") from exc
         owns_ray = True
+    pending: dict[Any, tuple[UnitRequest, int]] = {}
     try:
         gpus = _resolve_gpus(config, ray.cluster_resources())
         base = worker_config(config, plan)
         remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0, retry_exceptions=False)(unit_fn or run_unit)
         by_key = {unit_key(u): u for u in todo}
-        pending: dict[Any, tuple[UnitRequest, int]] = {}
 
         def submit(request: UnitRequest, attempt: int) -> None:
             pending[remote.remote(request)] = (request, attempt)
@@ -418,6 +420,10 @@ def execute_ray(
             for label, task, error in outcome.failures:
                 failures.append((label, task, error))
                 emit("unit-failed", {"variant": label, "task": task, "error": error})
+    except BaseException:
+        for ref in list(pending):  # interrupted or a store error: stop the units still running
+            ray.cancel(ref, force=True)
+        raise
     finally:
         if owns_ray:
             ray.shutdown()

@@ -252,7 +252,7 @@ def plan_run(config: RunConfig) -> Plan:
     ]
     done = set() if config.force else completed_units(config.store)
     warm = _warm_plan(config, model, weights, variants, done, notes)
-    if warm is not None:
+    if warm is not None and config.shard is None:  # a shard's membership needs the tasks' mteb costs
         return warm
     suite_name, tasks = _suite_tasks(config)
     if config.langs and tasks and tasks[0].kind == "mteb":
