@@ -80,6 +80,19 @@ def make_rows(variant_key: str, unit: int, rows: int, *, task: str = TASK, pad: 
 def job_writeloop(job: dict[str, Any]) -> None:
     from evalgemma.store import write_unit
 
+    if job.get("announce_writes"):
+        # Say when the Parquet bytes start going into the temp file (it exists by then), and
+        # linger a moment, so the test can kill inside a write on purpose, not by luck.
+        import pyarrow.parquet as pq
+
+        real_write_table = pq.write_table
+
+        def announced(*args: Any, **kwargs: Any) -> None:
+            emit("writing")
+            time.sleep(0.05)
+            real_write_table(*args, **kwargs)
+
+        pq.write_table = announced
     store = Path(job["store"])
     for unit in range(int(job.get("start", 0)), int(job.get("start", 0)) + int(job["units"])):
         task = f"{job.get('task', TASK)}-{unit:04d}" if job.get("task_per_unit") else job.get("task", TASK)

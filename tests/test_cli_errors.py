@@ -55,9 +55,13 @@ def test_bad_dim_value(tmp_path: Path) -> None:
 
 
 def test_missing_offline_dataset(tmp_path: Path, hf_mirrors: Path) -> None:
-    # Banking77Classification.v2 (in MTEB(eng, v2)) has no mirror in the shared data.
+    # Banking77Classification.v2 (in MTEB(eng, v2)) reads mteb/banking77 at another revision than
+    # the v1 mirror in the shared data holds: the mirror must not be used for it.
     proc = evalgemma("run", "--tasks", "Banking77Classification.v2", "--model", "minilm", "--offline", "--data-dir", str(hf_mirrors), "--store", str(tmp_path))
-    assert_clean_error(proc, 3, "--offline: dataset not available locally", "Banking77Classification.v2 (mteb/banking77)")
+    assert_clean_error(
+        proc, 3, "--offline: dataset not available locally",
+        f"Banking77Classification.v2 (mteb/banking77, {hf_mirrors / 'mteb/banking77'} holds revision 0fd18e25b25c, the task pins 18072d2685ea)",
+    )
     assert not any(tmp_path.iterdir())
 
 

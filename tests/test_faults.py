@@ -206,9 +206,15 @@ def test_kill_in_a_tight_write_loop(zygote: Zygote, tmp_path: Path, fault_log: P
     for trial in range(KILLS):
         rng = random.Random(SEED + 1000 + trial)
         store = tmp_path / f"loop{trial:02d}"
-        pid = zygote.spawn({"kind": "writeloop", "store": str(store), "variant_key": "vLoop", "units": 10_000, "rows": rows, "task_per_unit": True})
+        # Even trials kill right inside a write (the worker announces it); odd ones at a random moment.
+        aimed = trial % 2 == 0
+        pid = zygote.spawn({"kind": "writeloop", "store": str(store), "variant_key": "vLoop", "units": 10_000, "rows": rows,
+                            "task_per_unit": True, "announce_writes": aimed})
         zygote.next_event(pid, {"wrote"})  # the loop is running
-        time.sleep(rng.uniform(0, 0.5))
+        if aimed:
+            zygote.next_event(pid, {"writing"})
+        else:
+            time.sleep(rng.uniform(0, 0.5))
         os.kill(pid, signal.SIGKILL)
         assert zygote.wait(pid) == -signal.SIGKILL
         frame, problems, seen = read_paths(store, monkeypatch)
@@ -228,7 +234,7 @@ def test_kill_in_a_tight_write_loop(zygote: Zygote, tmp_path: Path, fault_log: P
         with fault_log.open("a") as fh:
             fh.write(json.dumps({"loop_trial": trial, "units": len(units), "temp_files_left": temps}) + "\n")
     print(f"write-loop kills: {KILLS}/{KILLS} consistent, {mid_write} landed mid-write (temp file left behind)")
-    assert mid_write >= KILLS // 4  # many kills must really hit a write in progress, or the test proves little
+    assert mid_write >= KILLS // 2  # every aimed kill lands inside a write (a temp file is left), or the test proves little
 
 
 def _reader(zygote: Zygote, store: Path, tmp: Path) -> tuple[int, Path, Path]:

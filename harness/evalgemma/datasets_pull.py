@@ -17,6 +17,15 @@ def snapshot_target(data_dir: Path, repo_id: str) -> Path:
     return data_dir / parts[0] / parts[1]
 
 
+def write_marker(target: Path, repo_id: str, revision: str) -> None:
+    """Record which repo and revision a snapshot holds (read by ``mteb_adapter.snapshot_revision``)."""
+    import json
+
+    from .mteb_adapter import SNAPSHOT_MARKER
+
+    (target / SNAPSHOT_MARKER).write_text(json.dumps({"repo_id": repo_id, "revision": revision}) + "\n", encoding="utf-8")
+
+
 def pull_tasks(tasks: list[Any], data_dir: Path, progress: Callable[[Iterable[Any]], Iterable[Any]] = lambda x: x) -> list[Path]:
     """``huggingface_hub.snapshot_download`` of each task's dataset at its pinned revision.
 
@@ -38,6 +47,7 @@ def pull_tasks(tasks: list[Any], data_dir: Path, progress: Callable[[Iterable[An
             target = snapshot_target(data_dir, repo_id)
             try:
                 snapshot_download(repo_id=repo_id, repo_type="dataset", revision=revision, local_dir=str(target))
+                write_marker(target, repo_id, revision)
             except Exception as exc:
                 raise DataError(f"task {task.metadata.name}: cannot download dataset {repo_id}@{revision} ({type(exc).__name__}: {exc})") from exc
             done[key] = target

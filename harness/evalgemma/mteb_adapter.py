@@ -11,7 +11,9 @@ The exact prompt strings used are recorded per (task type, side) for the store.
 from __future__ import annotations
 
 import json
+import logging
 import math
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +25,7 @@ from .encoder import Encoder
 from .errors import ConfigError, DataError, unknown_name
 
 View = Callable[[np.ndarray], np.ndarray]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -152,13 +155,60 @@ def restrict_languages(task: Any, langs: list[str]) -> Any | None:
     return task
 
 
+SNAPSHOT_MARKER = ".evalgemma-snapshot.json"
+_README_REVISION = re.compile(r"revision `([0-9a-f]{40})`")
+
+
+def snapshot_revision(directory: Path) -> str | None:
+    """The dataset revision a local snapshot holds, when it can be told.
+
+    In order: the marker ``evalgemma data pull`` writes; the commit huggingface_hub records in
+    ``.cache/huggingface/download/*.metadata`` (``snapshot_download(local_dir=...)``); a README
+    headline that names it (``... (revision `<sha>`)``). None when nothing says.
+    """
+    marker = directory / SNAPSHOT_MARKER
+    if marker.is_file():
+        try:
+            return str(json.loads(marker.read_text(encoding="utf-8"))["revision"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+    meta_dir = directory / ".cache" / "huggingface" / "download"
+    for meta in sorted(meta_dir.rglob("*.metadata")) if meta_dir.is_dir() else []:
+        try:
+            first = meta.read_text(encoding="utf-8").split("\n", 1)[0].strip()
+        except OSError:
+            continue
+        if re.fullmatch(r"[0-9a-f]{40}", first):
+            return first
+    readme = directory / "README.md"
+    if readme.is_file():
+        try:
+            head = readme.read_text(encoding="utf-8", errors="replace")[:4000]
+        except OSError:
+            return None
+        found = _README_REVISION.search(head)
+        if found:
+            return found.group(1)
+    return None
+
+
 def mirror_dir(data_dir: Path, task: Any) -> Path | None:
-    """The local snapshot of a task's dataset under ``data_dir/<org>/<name>/``, if present."""
-    path = str(task.metadata.dataset.get("path", ""))
+    """The local snapshot of a task's dataset under ``data_dir/<org>/<name>/``, if present and
+    of the revision the task pins (a snapshot of another revision is not used: the same repo
+    serves e.g. Banking77Classification and its .v2 at different revisions)."""
+    ds = task.metadata.dataset
+    path = str(ds.get("path", ""))
     if not path or path.startswith(("/", ".")) or ".." in Path(path).parts:
         return None
     candidate = data_dir / path
-    return candidate if candidate.is_dir() else None
+    if not candidate.is_dir():
+        return None
+    held = snapshot_revision(candidate)
+    wanted = ds.get("revision")
+    if held is not None and wanted and held != wanted:
+        log.warning("%s: %s holds revision %s, the task pins %s; not used", task.metadata.name, candidate, held, wanted)
+        return None
+    return candidate
 
 
 def point_to_mirror(task: Any, directory: Path) -> None:
@@ -187,7 +237,9 @@ def prepare_data(tasks: list[Any], data_dir: Path | None, offline: bool) -> dict
                 continue
             sources[task.metadata.name] = f"{ds.get('path')}@{ds.get('revision')}"
             if offline:
-                missing.append(f"{task.metadata.name} ({ds.get('path')})")
+                held = snapshot_revision(data_dir / str(ds.get("path"))) if data_dir is not None and (data_dir / str(ds.get("path"))).is_dir() else None
+                note = f", {data_dir / str(ds.get('path'))} holds revision {held[:12]}, the task pins {str(ds.get('revision'))[:12]}" if held else ""
+                missing.append(f"{task.metadata.name} ({ds.get('path')}{note})")
     if missing:
         where = f"--data-dir {data_dir}" if data_dir else "no --data-dir given"
         raise DataError(
