@@ -21,17 +21,13 @@ from evalgemma.embedding_quant import (
 )
 from evalgemma.errors import ConfigError
 
+from conftest import require, shared_data_dir
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _data_root() -> Path:
-    root = Path(os.environ.get("EVALGEMMA_DATA") or REPO.parent / "shared" / "data")
-    if not root.is_dir():
-        msg = f"shared data not found at {root} (set EVALGEMMA_DATA)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return root
+    return require(shared_data_dir(), "shared data")
 
 
 # Dimension 0 ranges over [0, 255] (step (255 - 0) / 255 = 1), dimension 1 over [-1, 126.5]

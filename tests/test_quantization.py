@@ -29,17 +29,13 @@ from evalgemma.quantization import (
     resolve_qat_checkpoint,
 )
 
+from conftest import require, shared_data_dir
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _data_root() -> Path:
-    root = Path(os.environ.get("EVALGEMMA_DATA") or REPO.parent / "shared" / "data")
-    if not root.is_dir():
-        msg = f"shared data not found at {root} (set EVALGEMMA_DATA)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return root
+    return require(shared_data_dir(), "shared data")
 
 
 def _block(values: list[float]) -> torch.Tensor:

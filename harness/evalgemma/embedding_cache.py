@@ -51,7 +51,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 import numpy as np
 
@@ -141,7 +141,7 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+def _atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
     """Write via a temp file in the same folder, fsync, ``os.replace``."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
     try:
@@ -233,7 +233,7 @@ class EmbeddingCache:
         if size != index.npy_bytes:
             raise _Corrupt(f"file is {size} bytes, its index records {index.npy_bytes}")
         # Most of a shard wanted: one sequential read beats page-faulting a memory map.
-        mmap_mode = None if 2 * len(rows) >= len(index.keys) else "r"
+        mmap_mode: Literal["r"] | None = None if 2 * len(rows) >= len(index.keys) else "r"
         try:
             arr = np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
         except FileNotFoundError:
@@ -372,6 +372,7 @@ class EmbeddingCache:
         shard = hashlib.sha256(json.dumps([namespace, list(matrix.shape), keys, crcs]).encode()).hexdigest()[:32]
         npy = ns_dir / f"{shard}.npy"
         _atomic_write(npy, lambda fh: np.save(fh, matrix, allow_pickle=False))
+        npy_bytes = npy.stat().st_size
         index = {
             "schema": SCHEMA,
             "namespace": namespace,
@@ -379,14 +380,14 @@ class EmbeddingCache:
             "rows": len(keys),
             "dim": int(matrix.shape[1]),
             "dtype": "float32",
-            "npy_bytes": npy.stat().st_size,
+            "npy_bytes": npy_bytes,
             "written_at": time.time(),
             "keys": keys,
             "row_crc32": crcs,
         }
         data = json.dumps(index, separators=(",", ":")).encode()
         _atomic_write(ns_dir / f"{shard}.json", lambda fh: fh.write(data))
-        parsed = _ShardIndex(shard, tuple(keys), tuple(crcs), int(matrix.shape[1]), int(index["npy_bytes"]))
+        parsed = _ShardIndex(shard, tuple(keys), tuple(crcs), int(matrix.shape[1]), npy_bytes)
         self._indexes.setdefault(namespace, {})[shard] = parsed
         where = self._where.setdefault(namespace, {})
         for row, k in enumerate(keys):

@@ -226,6 +226,19 @@ def _to_float(x: np.ndarray, precision: str) -> np.ndarray:
     return x.astype(np.float64)
 
 
+def as_pm1(packed: np.ndarray, precision: str) -> np.ndarray:
+    """Packed binary/ubinary codes as float32 ±1 vectors (one column per bit).
+
+    Every such vector has norm sqrt(dim), so cosine = dot / dim = 1 - 2 * hamming / dim: any
+    evaluator that scores by cosine or dot product (mteb's STS, retrieval, clustering, ...)
+    then scores by Hamming distance exactly, and float32 sums of ±1 are exact.
+    """
+    precision = parse_precision(precision)
+    if precision not in ("binary", "ubinary"):
+        raise ConfigError(f"as_pm1: --embed-dtype {precision} is not a binary precision")
+    return _to_float(_check_view(packed, precision, "codes"), precision).astype(np.float32)
+
+
 def _cosine_rows(x: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return x / np.maximum(norms, 1e-12)

@@ -19,7 +19,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, DataError, unknown_name
 
@@ -118,7 +118,7 @@ def expected_tasks(suite: str, frame: pd.DataFrame | None = None, ref_dir: Path 
     return {n: present.get(n, _mteb_task_type(n)) for n in names}
 
 
-def _suite_spec(suite: str) -> object | None:
+def _suite_spec(suite: str) -> Any:
     try:
         from .catalog import builtin_suites
     except ImportError:

@@ -37,7 +37,7 @@ class MtebView:
     revision: str
     prompts: dict[str, str]
     view: View
-    similarity_fn: str = "cosine"  # "cosine" | "hamming"
+    similarity_fn: str = "cosine"  # "cosine", or "hamming" for ±1 binary codes (scored by cosine = Hamming-equivalent)
     embed_dim: int | None = None
     used_prompts: dict[str, str] = field(default_factory=dict)
     _meta: Any = None
@@ -80,19 +80,12 @@ class MtebView:
         return self.view(full)
 
     def similarity(self, embeddings1: Any, embeddings2: Any) -> Any:
-        if self.similarity_fn == "hamming":
-            from .embedding_quant import similarity_matrix
-
-            return similarity_matrix(np.asarray(embeddings1), np.asarray(embeddings2), "binary")
+        # Binary views arrive as ±1 codes, on which cosine is the Hamming-equivalent similarity.
         from mteb.similarity_functions import cos_sim
 
         return cos_sim(_as_float(embeddings1), _as_float(embeddings2))
 
     def similarity_pairwise(self, embeddings1: Any, embeddings2: Any) -> Any:
-        if self.similarity_fn == "hamming":
-            from .embedding_quant import pairwise_similarity
-
-            return pairwise_similarity(np.asarray(embeddings1), np.asarray(embeddings2), "binary")
         from mteb.similarity_functions import pairwise_cos_sim
 
         return pairwise_cos_sim(_as_float(embeddings1), _as_float(embeddings2))
@@ -237,8 +230,12 @@ def prepare_data(tasks: list[Any], data_dir: Path | None, offline: bool) -> dict
                 continue
             sources[task.metadata.name] = f"{ds.get('path')}@{ds.get('revision')}"
             if offline:
-                held = snapshot_revision(data_dir / str(ds.get("path"))) if data_dir is not None and (data_dir / str(ds.get("path"))).is_dir() else None
-                note = f", {data_dir / str(ds.get('path'))} holds revision {held[:12]}, the task pins {str(ds.get('revision'))[:12]}" if held else ""
+                note = ""
+                if data_dir is not None and (data_dir / str(ds.get("path"))).is_dir():
+                    local_copy = data_dir / str(ds.get("path"))
+                    held = snapshot_revision(local_copy)
+                    if held:
+                        note = f", {local_copy} holds revision {held[:12]}, the task pins {str(ds.get('revision'))[:12]}"
                 missing.append(f"{task.metadata.name} ({ds.get('path')}{note})")
     if missing:
         where = f"--data-dir {data_dir}" if data_dir else "no --data-dir given"

@@ -138,7 +138,8 @@ def plot_xtreme_up(frame: pd.DataFrame | None, reference: Reference | None = Non
     x = np.arange(len(langs))
     width = 0.8 / len(rows)
     for i, r in enumerate(rows):
-        ys = [100 * r.columns[lang].value if r.columns[lang].value is not None else np.nan for lang in langs]
+        values = [r.columns[lang].value for lang in langs]
+        ys = [np.nan if v is None else 100 * v for v in values]
         ax.bar(x + i * width - 0.4 + width / 2, ys, width, label=f"{r.variant} — mean {r.mean_task.text()}")
     ax.set_xticks(x, list(langs))
     ax.set_xlabel("query language (ISO 639)")
@@ -156,7 +157,7 @@ def plot_vs_reference(frame: pd.DataFrame | None, reference: Reference | None = 
     mine = task_scores(frame)
     ref = task_scores(reference.rows)
     pairs = []
-    for (model, dim, key), g in mine.groupby(["model", "dim", "variant_key"], sort=False):
+    for (model, dim, _key), g in mine.groupby(["model", "dim", "variant_key"], sort=False):
         cand = ref[(ref["model"] == model) & (ref["dim"] == dim) & (ref["quant"] == "none")]
         if cand.empty:
             continue

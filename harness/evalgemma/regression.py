@@ -401,8 +401,8 @@ def _compare_units(
             if (c.variant_key, c.task) in base_tasks:
                 continue
             why = "task not in the baseline" if c.variant_key in matched_cur else "variant not in the baseline"
-            cur_pts = None if math.isnan(c.score) else _points(c.score)
-            rows.append(CheckRow(c.variant, c.variant_key, c.task, "task", c.suite, c.task_type, None, cur_pts, None,
+            new_pts = None if math.isnan(c.score) else _points(c.score)
+            rows.append(CheckRow(c.variant, c.variant_key, c.task, "task", c.suite, c.task_type, None, new_pts, None,
                                  tolerances.for_task(c.task, c.task_type), "new",
                                  f"{why}; run `evalgemma baseline accept --force` to gate it"))
     return rows, notes

@@ -148,7 +148,7 @@ def _suite_tasks(config: RunConfig) -> tuple[str, list[PlannedTask]]:
 
         objs = smoke_tasks()
         for obj in objs:
-            obj._evalgemma_local = True  # built-in data: nothing to fetch, fine offline
+            setattr(obj, "_evalgemma_local", True)  # built-in data: nothing to fetch, fine offline
     elif suite.kind == "mteb":
         from .mteb_adapter import benchmark_tasks
 
@@ -380,15 +380,19 @@ def _view(variant: VariantSpec, full_dim: int, calibration_vectors: Any) -> tupl
 
             return l2_normalize, "cosine"
         return (lambda v: truncate(v, dim)), "cosine"
-    from .embedding_quant import quantize_embeddings_view
+    from .embedding_quant import as_pm1, quantize_embeddings_view
 
     kind = variant.embed_dtype
     calibration = view_calibration(variant, calibration_vectors)
+    if kind in ("binary", "ubinary"):
+        # Scored on the ±1 codes: cosine of ±1 vectors is 1 - 2·hamming/dim, so every mteb
+        # evaluator (and XTREME-UP's search) ranks by Hamming distance, exactly.
+        return (lambda v: as_pm1(quantize_embeddings_view(truncate(v, dim), kind, None), kind)), "hamming"  # type: ignore[arg-type]
 
     def view(v: Any) -> Any:
         return quantize_embeddings_view(truncate(v, dim), kind, calibration)  # type: ignore[arg-type]
 
-    return view, ("hamming" if kind in ("binary", "ubinary") else "cosine")
+    return view, "cosine"
 
 
 def view_calibration(variant: VariantSpec, calibration_vectors: Any) -> Any:
@@ -440,6 +444,12 @@ def execute(plan: Plan, *, on_event: Callable[[str, dict[str, Any]], None] | Non
         t.data_source = sources.get(t.name, t.data_source)
         if t.kind == "mteb" and Path(t.data_source).is_dir():
             t.mirror = Path(t.data_source)
+        if t.kind == "xtreme-up" and any(u.variants for u in plan.units if u.task is t):
+            # Read and validate the data before any model is loaded: a missing index or a
+            # malformed line is a DataError (exit 3) naming the file, not a failed unit.
+            from .xtreme_runner import load_task_data
+
+            t.data_source = str(load_task_data(plan, t).root)
     _ensure_datasets_cache()
     device = resolve_device(config.device)
     set_determinism()
@@ -453,7 +463,7 @@ def execute(plan: Plan, *, on_event: Callable[[str, dict[str, Any]], None] | Non
             encoder_hook(encoder)
         calibration = _calibration(encoder, plan) if any(v.embed_dtype in ("int8", "uint8") for u in units for v in u.variants) else None
         for unit in units:
-            _load_task_data(unit.task)
+            loaded_here = _load_task_data(unit.task)
             for variant in unit.variants:
                 emit("unit-start", {"variant": variant.label, "task": unit.task.name})
                 t0 = utc_now()
@@ -484,7 +494,8 @@ def execute(plan: Plan, *, on_event: Callable[[str, dict[str, Any]], None] | Non
                 path = write_unit(config.store, full_rows)
                 written.append(path)
                 emit("unit-done", {"variant": variant.label, "task": unit.task.name, "main_score": full_rows[0]["main_score"], "wall_s": wall, "path": path})
-            _unload_task_data(unit.task)
+            if loaded_here:
+                _unload_task_data(unit.task)
         stats = {k: v for k, v in encoder.stats.__dict__.items()}
         del encoder
     summary = RunSummary(run_id, written, failures, skipped, time.perf_counter() - started, stats)
@@ -501,20 +512,24 @@ def _calibration_record(variant: VariantSpec, calibration_vectors: Any) -> str:
     return json.dumps({"name": cal.name, "n_vectors": cal.n_vectors, "sha256": cal.sha256, "dim": cal.dim, "texts": "evalgemma.smoke.calibration_texts()"})
 
 
-def _load_task_data(task: PlannedTask) -> None:
+def _load_task_data(task: PlannedTask) -> bool:
     """Load an mteb task's data once for all variants of a unit (mteb then keeps it loaded).
 
     mteb's ``unload_data`` drops the instance's metadata copy, so the redirect to a local
     mirror is re-applied before every load.
+
+    Returns:
+        True if the data was loaded here (and should be unloaded after the unit); data a
+        caller loaded before stays loaded, as mteb itself does.
     """
-    if task.kind != "mteb" or task.obj is None:
-        return
+    if task.kind != "mteb" or task.obj is None or task.obj.data_loaded:
+        return False
     if task.mirror is not None:
         from .mteb_adapter import point_to_mirror
 
         point_to_mirror(task.obj, task.mirror)
-    if not task.obj.data_loaded:
-        task.obj.load_data()
+    task.obj.load_data()
+    return True
 
 
 def _unload_task_data(task: PlannedTask) -> None:

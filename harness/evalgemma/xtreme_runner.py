@@ -60,6 +60,11 @@ def data_root(plan: Plan) -> tuple[Path, str | None]:
     return download_xtreme_up(dest), None
 
 
+def load_task_data(plan: Plan, task: PlannedTask) -> Any:
+    """The task's XTREME-UP data (read once per process and task; validated on read)."""
+    return _load(plan, task)
+
+
 def _load(plan: Plan, task: PlannedTask) -> Any:
     from .xtreme_up import load_xtreme_up
 
@@ -87,8 +92,8 @@ def evaluate_xtreme_variant(plan: Plan, encoder: Any, variant: VariantSpec, task
             texts = [doc_prompt + t for t in texts]
         return encoder.encode(texts, None)
 
-    transform, similarity = _view(variant, encoder.full_dim, calibration)
-    view = View(variant.label, transform, "hamming" if similarity == "hamming" else "cosine")
+    transform, _ = _view(variant, encoder.full_dim, calibration)
+    view = View(variant.label, transform, "cosine")  # binary views are ±1 codes: cosine ranks by Hamming distance
     import torch
 
     device = "cuda" if torch.cuda.is_available() and plan.config.device in ("auto", "cuda") else "cpu"
