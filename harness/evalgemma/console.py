@@ -85,7 +85,8 @@ def run_with_console(config: RunConfig) -> RunSummary:
                 progress.update(bar, description=f"{data['variant']} · {data['task']}")
             elif kind == "unit-done":
                 progress.advance(bar)
-                progress.console.print(f"  stored {data['variant']} · {data['task']}: {100 * data['main_score']:.2f} ({data['wall_s']:.1f} s)")
+                rate = f", encoded {data['texts_encoded']} texts at {data['texts_per_s']:.0f}/s" if data.get("texts_per_s") else ""
+                progress.console.print(f"  stored {data['variant']} · {data['task']}: {100 * data['main_score']:.2f} ({data['wall_s']:.1f} s{rate})")
             elif kind == "unit-retry":
                 progress.console.print(f"  [yellow]retrying[/yellow] {data.get('task')} (attempt {data.get('attempt')} failed: {data.get('error')})")
             elif kind == "unit-failed":

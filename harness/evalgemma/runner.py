@@ -41,7 +41,7 @@ class RunConfig:
     dims: tuple[int, ...] = ()
     dtype: str = "float32"
     max_seq_length: int | None = None
-    batch_size: int = 32
+    batch_size: int | None = None  # None: 128 on CUDA, 32 elsewhere (runtime, not identity)
     device: str = "auto"
     prompts: bool = True
     store: Path = Path("results/store")
@@ -240,7 +240,7 @@ def plan_run(config: RunConfig) -> Plan:
     max_len = config.max_seq_length or (512 if model.is_gemma3 else model.default_max_seq_length) or 512
     if config.max_seq_length is not None and config.max_seq_length < 1:
         raise ConfigError(f"--max-seq-length {config.max_seq_length}: must be positive")
-    if config.batch_size < 1:
+    if config.batch_size is not None and config.batch_size < 1:
         raise ConfigError(f"--batch-size {config.batch_size}: must be positive")
     prompts = tuple(sorted(model.prompts.items())) if config.prompts else ()
     weights = _weight_specs(config, model, max_len)
@@ -336,6 +336,13 @@ def _restrict_langs(tasks: list[PlannedTask], langs: list[str]) -> list[PlannedT
 # ---------------------------------------------------------------- execution
 
 
+def effective_batch_size(config: RunConfig, device: str) -> int:
+    """``--batch-size``, or a default that fits the device: 128 on CUDA, 32 on CPU/MPS."""
+    if config.batch_size is not None:
+        return config.batch_size
+    return 128 if device.startswith("cuda") else 32
+
+
 def _load_encoder(plan: Plan, weight: WeightSpec, device: str) -> Any:
     from .encoder import Encoder, load_sentence_transformer
 
@@ -365,7 +372,7 @@ def _load_encoder(plan: Plan, weight: WeightSpec, device: str) -> Any:
         from .embedding_cache import EmbeddingCache
 
         disk_cache = EmbeddingCache(config.cache_dir)
-    encoder = Encoder(st, weight.key, batch_size=config.batch_size, disk_cache=disk_cache, show_progress=config.show_progress)
+    encoder = Encoder(st, weight.key, batch_size=effective_batch_size(config, device), disk_cache=disk_cache, show_progress=config.show_progress)
     return encoder, quant_info
 
 
@@ -453,7 +460,7 @@ def execute(plan: Plan, *, on_event: Callable[[str, dict[str, Any]], None] | Non
     _ensure_datasets_cache()
     device = resolve_device(config.device)
     set_determinism()
-    base = {**versions(), "git_commit": git_commit(), "device": device, "batch_size": config.batch_size, "run_id": run_id, "suite": plan.suite_name}
+    base = {**versions(), "git_commit": git_commit(), "device": device, "batch_size": effective_batch_size(config, device), "run_id": run_id, "suite": plan.suite_name}
     weights = list(dict.fromkeys(u.weight for u in plan.units if u.variants))
     for weight in weights:
         units = [u for u in plan.units if u.weight == weight and u.variants]
@@ -466,6 +473,7 @@ def execute(plan: Plan, *, on_event: Callable[[str, dict[str, Any]], None] | Non
             loaded_here = _load_task_data(unit.task)
             for variant in unit.variants:
                 emit("unit-start", {"variant": variant.label, "task": unit.task.name})
+                encoded_before, seconds_before = encoder.stats.texts_encoded, encoder.stats.encode_seconds
                 t0 = utc_now()
                 w0 = time.perf_counter()
                 try:
@@ -493,7 +501,10 @@ def execute(plan: Plan, *, on_event: Callable[[str, dict[str, Any]], None] | Non
                 full_rows = [{**common, **r} for r in rows]
                 path = write_unit(config.store, full_rows)
                 written.append(path)
-                emit("unit-done", {"variant": variant.label, "task": unit.task.name, "main_score": full_rows[0]["main_score"], "wall_s": wall, "path": path})
+                encoded = encoder.stats.texts_encoded - encoded_before
+                seconds = encoder.stats.encode_seconds - seconds_before
+                emit("unit-done", {"variant": variant.label, "task": unit.task.name, "main_score": full_rows[0]["main_score"], "wall_s": wall, "path": path,
+                                   "texts_encoded": encoded, "texts_per_s": encoded / seconds if seconds > 0 else None})
             if loaded_here:
                 _unload_task_data(unit.task)
         stats = {k: v for k, v in encoder.stats.__dict__.items()}
@@ -592,7 +603,7 @@ def _evaluate_mteb(plan: Plan, encoder: Any, variant: VariantSpec, task: Planned
         warnings.simplefilter("ignore", FutureWarning)
         result = mteb.evaluate(
             adapter, task.obj, cache=None, show_progress_bar=False,
-            encode_kwargs={"batch_size": plan.config.batch_size, "show_progress_bar": False},
+            encode_kwargs={"batch_size": encoder.batch_size, "show_progress_bar": False},
         )
     task_result = result.task_results[0]
     rows, score = task_result_rows(task.obj, task_result)

@@ -887,7 +887,10 @@ def safe_extract(archive: Path, dest: Path) -> None:
             members = tar.getmembers()
             for m in members:
                 _check_member(m, archive)
-            tar.extractall(dest, members=members, filter="data")
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(dest, members=members, filter="data")
+            else:  # Python < 3.11.4 has no extraction filters; every member was checked above
+                tar.extractall(dest, members=members)
     except tarfile.TarError as e:
         raise DataError(f"{archive}: cannot extract: {e}") from e
 

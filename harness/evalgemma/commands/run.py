@@ -35,7 +35,7 @@ def run(
     dim: Annotated[str | None, typer.Option("--dim", help="Matryoshka dims, e.g. 768,512,256,128 (truncate, then L2 re-normalise)")] = None,
     dtype: Annotated[str, typer.Option(help="float32 | bfloat16 (float16 is refused for Gemma 3 models)")] = "float32",
     max_seq_length: Annotated[int | None, typer.Option(help="Max tokens (default: 512 for EmbeddingGemma, the paper's protocol; else the model's own)")] = None,
-    batch_size: Annotated[int, typer.Option(help="Encode batch size")] = 32,
+    batch_size: Annotated[int | None, typer.Option(help="Encode batch size (default: 128 on CUDA, 32 on CPU)")] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | mps")] = "auto",
     no_prompts: Annotated[bool, typer.Option("--no-prompts", help="Encode raw texts without the model's prompts")] = False,
     store: Annotated[Path, typer.Option(help="Results store directory")] = Path("results/store"),
