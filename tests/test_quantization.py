@@ -383,7 +383,7 @@ def test_qat_table_resolution() -> None:
 def test_qat_table_rejects_unknown_keys_and_duplicates(tmp_path: Path) -> None:
     bad = tmp_path / "qat.toml"
     bad.write_text('schema = 1\n[[checkpoints]]\nbase_model = "m"\nscheme = "q8_0"\nrepo = "r"\nrevison = "abc"\n')
-    with pytest.raises(ConfigError, match=r"qat\.toml: checkpoints\.0\.revison: Extra inputs"):
+    with pytest.raises(ConfigError, match=r"qat\.toml: invalid QAT checkpoint table: checkpoints\.0\.revison: Extra inputs"):
         load_qat_table(bad)
     dup = tmp_path / "dup.toml"
     entry = '[[checkpoints]]\nbase_model = "m"\nscheme = "q8_0"\nrepo = "r"\n'
@@ -392,7 +392,7 @@ def test_qat_table_rejects_unknown_keys_and_duplicates(tmp_path: Path) -> None:
         load_qat_table(dup)
     unversioned = tmp_path / "unversioned.toml"
     unversioned.write_text(entry)
-    with pytest.raises(ConfigError, match=r"unversioned\.toml: schema: Field required"):
+    with pytest.raises(ConfigError, match=r"unversioned\.toml: invalid QAT checkpoint table: schema: Field required"):
         load_qat_table(unversioned)
     broken = tmp_path / "broken.toml"
     broken.write_text("schema = 1\nschema = 2\n")  # duplicate keys are a TOML error, not last-wins

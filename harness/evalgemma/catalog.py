@@ -10,11 +10,14 @@ from __future__ import annotations
 import tomllib
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import ConfigError, unknown_name
+
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def repo_tasks_dir() -> Path:
@@ -72,12 +75,31 @@ def read_toml(path: Path) -> dict[str, object]:
         raise ConfigError(f"{path}: cannot read ({exc})") from exc
 
 
-def _validation_message(path: Path, exc: ValidationError) -> str:
+def load_toml_model(path: Path, model: type[M], what: str) -> M:
+    """Read a TOML data file and validate it as a closed pydantic model.
+
+    Every failure is a ConfigError naming the file: missing (``what`` says which file it
+    should have been), invalid TOML or duplicate keys, unknown keys or wrong types.
+    """
+    if not path.is_file():
+        raise ConfigError(f"{path}: {what} not found")
+    raw = read_toml(path)
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: invalid {what}: " + _validation_details(exc)) from exc
+
+
+def _validation_details(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(file)"
+        loc = ".".join(str(p) for p in err["loc"]).replace("schema_", "schema") or "(file)"
         parts.append(f"{loc}: {err['msg']}")
-    return f"{path}: " + "; ".join(parts)
+    return "; ".join(parts)
+
+
+def _validation_message(path: Path, exc: ValidationError) -> str:
+    return f"{path}: " + _validation_details(exc)
 
 
 def load_suite_file(path: Path) -> SuiteSpec:

@@ -28,12 +28,11 @@ torch, transformers, sentence-transformers and huggingface_hub are imported lazi
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, cast
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from evalgemma.errors import ConfigError, DataError, unknown_name
 
@@ -430,7 +429,7 @@ class QatCheckpointTable(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    schema_: Literal[1]
+    schema_: Literal[1] = Field(alias="schema")
     checkpoints: tuple[QatCheckpointEntry, ...]
 
 
@@ -441,21 +440,10 @@ def load_qat_table(path: Path | None = None) -> QatCheckpointTable:
         ConfigError: the file is missing, not TOML, has unknown keys or a duplicate
             (base_model, scheme).
     """
+    from .catalog import load_toml_model
+
     p = path or _DEFAULT_QAT_TABLE
-    try:
-        raw: dict[str, Any] = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{p}: QAT checkpoint table not found") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p}: invalid TOML: {exc}") from exc
-    if "schema" in raw:
-        raw["schema_"] = raw.pop("schema")
-    try:
-        table = QatCheckpointTable.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(x) for x in first["loc"]).replace("schema_", "schema")
-        raise ConfigError(f"{p}: {loc}: {first['msg']}") from exc
+    table = load_toml_model(p, QatCheckpointTable, "QAT checkpoint table")
     seen: set[tuple[str, str]] = set()
     for e in table.checkpoints:
         if (e.base_model, e.scheme) in seen:

@@ -60,7 +60,6 @@ import logging
 import math
 import shutil
 import tarfile
-import tomllib
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -69,7 +68,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import ConfigError, DataError, unknown_name
 from .transforms import NORM_EPS, l2_normalize
@@ -142,17 +141,10 @@ def load_xtreme_up_config(path: Path | None = None) -> XtremeUpConfig:
         ConfigError: the file is missing, is not valid TOML, or does not match the schema
             (unknown keys, duplicate languages, ...).
     """
+    from .catalog import load_toml_model
+
     p = DEFAULT_CONFIG_PATH if path is None else Path(path)
-    try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError as e:
-        raise ConfigError(f"{p}: XTREME-UP config file not found") from e
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{p}: invalid TOML: {e}") from e
-    try:
-        cfg = XtremeUpConfig.model_validate(raw)
-    except ValidationError as e:
-        raise ConfigError(f"{p}: invalid XTREME-UP config:\n{e}") from e
+    cfg = load_toml_model(p, XtremeUpConfig, "XTREME-UP config")
     for name, s in cfg.suites.items():
         if len(set(s.languages)) != len(s.languages):
             raise ConfigError(f"{p}: suite {name!r} lists a language twice: {list(s.languages)}")
