@@ -191,6 +191,11 @@ class Encoder:
             return np.zeros((0, self.full_dim), dtype=np.float32)
         return np.stack([self._memory[k] for k in keys]).astype(np.float32, copy=False)
 
+    def clear_memory(self) -> None:
+        """Drop the in-memory vectors (kept per unit: every dim and dtype of a task shares them;
+        across tasks the on-disk cache serves repeats, so memory stays bounded by one task)."""
+        self._memory.clear()
+
     def _encode_model(self, texts: list[str], prompt: str | None) -> np.ndarray:
         import torch
 

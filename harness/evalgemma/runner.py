@@ -507,6 +507,7 @@ def execute(plan: Plan, *, on_event: Callable[[str, dict[str, Any]], None] | Non
                                    "texts_encoded": encoded, "texts_per_s": encoded / seconds if seconds > 0 else None})
             if loaded_here:
                 _unload_task_data(unit.task)
+            encoder.clear_memory()
         stats = {k: v for k, v in encoder.stats.__dict__.items()}
         del encoder
     summary = RunSummary(run_id, written, failures, skipped, time.perf_counter() - started, stats)
