@@ -170,7 +170,7 @@ def data_pull(
     _, planned = _suite_tasks(RunConfig(suite=suite, tasks=_split_csv(tasks)))
     objs: list[Any] = [p.obj for p in planned if p.kind == "mteb" and not getattr(p.obj, "_evalgemma_local", False)]
     if not objs:
-        raise ConfigError("nothing to pull: the suite has no hub-hosted mteb datasets (XTREME-UP: see `evalgemma data xtreme-up`)")
+        raise ConfigError(f"--suite {suite}: nothing to pull, the suite has no hub-hosted mteb datasets (XTREME-UP data is downloaded on the first online run, or pass --data-dir to an extracted copy)")
     for path in pull_tasks(objs, data_dir, progress=lambda it: track(it, description="pulling datasets")):
         typer.echo(str(path))
 
