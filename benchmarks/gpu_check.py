@@ -73,7 +73,6 @@ def full_size_gemma(config_dir: Path, dest: Path) -> Path:
     torch.manual_seed(0)
     backbone = dest / "backbone"
     model = Gemma3TextModel(config)
-    # Random init leaves activations tiny; scale like a trained model is not needed for these checks.
     model.save_pretrained(backbone)
     AutoTokenizer.from_pretrained(config_dir).save_pretrained(backbone)
     prompts = json.loads((config_dir / "config_sentence_transformers.json").read_text())["prompts"]

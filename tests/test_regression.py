@@ -397,9 +397,8 @@ def test_baseline_has_store_columns_and_filters(tmp_path: Path) -> None:
 def test_gate_lifecycle_on_store_rows(tmp_path: Path) -> None:
     """accept → unchanged rerun passes → degraded rerun fails → accept --force → passes.
 
-    Written around store rows only. LEAD: ``evalgemma.runner`` has ``plan_run``/``execute`` but no
-    ``run`` yet; once a cheap smoke run exists, produce the two runs with it (fake encoder)
-    instead of ``make_store``; the assertions stay.
+    Built from store rows so the deltas are exact; the same gate on a real smoke run (a 32-dim
+    variant caught against the 384-dim baseline) is in ``tests/test_smoke_gate.py``.
     """
     store = make_store(tmp_path / "store")
     base = accept_baseline(store, tmp_path / "baseline.parquet")

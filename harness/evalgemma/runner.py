@@ -201,7 +201,7 @@ def plan_run(config: RunConfig) -> Plan:
         DataError: an offline model or dataset that is not available locally.
     """
     from .encoder import FP16_REFUSAL
-    from .store import completed_units
+    from .store import scan_store
 
     if config.dtype not in ("float32", "bfloat16", "float16"):
         raise ConfigError(f"--dtype {config.dtype}: expected float32 or bfloat16")
@@ -250,8 +250,10 @@ def plan_run(config: RunConfig) -> Plan:
         for d in dims
         for e in config.embed_dtypes
     ]
-    done = set() if config.force else completed_units(config.store)
-    warm = _warm_plan(config, model, weights, variants, done, notes)
+    stored_rows, _ = scan_store(config.store)  # read once: stored units and, when warm, task types
+    done = set() if config.force else set(zip(stored_rows["variant_key"], stored_rows["task"], strict=True))
+    types = dict(zip(stored_rows["task"], stored_rows["task_type"], strict=True))
+    warm = _warm_plan(config, model, weights, variants, done, types, notes)
     if warm is not None and config.shard is None:  # a shard's membership needs the tasks' mteb costs
         return warm
     suite_name, tasks = _suite_tasks(config)
@@ -304,7 +306,10 @@ def _cheap_task_names(config: RunConfig) -> tuple[str, list[str]] | None:
     return (suite.name, names) if names else None
 
 
-def _warm_plan(config: RunConfig, model: ResolvedModel, weights: list[WeightSpec], variants: list[VariantSpec], done: set[tuple[str, str]], notes: list[str]) -> Plan | None:
+def _warm_plan(
+    config: RunConfig, model: ResolvedModel, weights: list[WeightSpec], variants: list[VariantSpec],
+    done: set[tuple[str, str]], types: dict[str, str], notes: list[str],
+) -> Plan | None:
     """A plan with nothing to run, if every (variant, task) is stored; else None."""
     cheap = _cheap_task_names(config)
     if cheap is None:
@@ -312,9 +317,6 @@ def _warm_plan(config: RunConfig, model: ResolvedModel, weights: list[WeightSpec
     suite_name, names = cheap
     if not names or any((v.key, n) not in done for v in variants for n in names):
         return None
-    from .store import load_results
-
-    types = load_results(config.store, warn=False).drop_duplicates("task").set_index("task")["task_type"].to_dict()
     tasks = [PlannedTask(n, str(types.get(n, "")), "mteb") for n in names]
     units = [ExecUnit(w, t, [], [v for v in variants if v.weight == w]) for w in weights for t in tasks]
     return Plan(config, model, suite_name, tasks, variants, units, notes)
