@@ -83,7 +83,7 @@ def prepared_tasks(data_dir: Path, sts_pairs: int | None, xquad_queries: int | N
     """Loaded mteb task objects on the local mirrors, optionally cut to a prefix of the items."""
     import mteb
 
-    from evalgemma.mteb_adapter import point_to_mirror, restrict_languages
+    from evalgemma.benchmarks.mteb.adapter import point_to_mirror, restrict_languages
 
     mirrors = json.loads((data_dir / "mirrors.json").read_text())
     sts = mteb.get_task("STSBenchmark")
@@ -112,7 +112,7 @@ def count_texts(tasks: dict[str, Any]) -> int:
 
 
 def evalgemma_run(tasks: dict[str, Any], store: Path, data_dir: Path, dims: tuple[int, ...], dtypes: tuple[str, ...], batch_size: int) -> dict[str, Any]:
-    from evalgemma.runner import RunConfig, execute, plan_run
+    from evalgemma.run.plan import RunConfig, execute, plan_run
 
     config = RunConfig(
         model="minilm", tasks=TASKS, dims=dims, embed_dtypes=dtypes, store=store,
@@ -154,8 +154,8 @@ def naive_run(tasks: dict[str, Any], model_path: str, dims: tuple[int, ...], dty
 def bench_throughput(model_path: str, texts: list[str], repeats: int, batch_size: int, tmp: Path) -> dict[str, float]:
     from sentence_transformers import SentenceTransformer
 
-    from evalgemma.embedding_cache import EmbeddingCache
-    from evalgemma.encoder import Encoder
+    from evalgemma.encode.cache import EmbeddingCache
+    from evalgemma.encode.encoder import Encoder
 
     st = SentenceTransformer(model_path, device="cpu")
     st.encode(texts[:64], batch_size=batch_size)  # warm-up (first-call allocations)
@@ -181,7 +181,7 @@ def bench_throughput(model_path: str, texts: list[str], repeats: int, batch_size
 
 def bench_startup(repeats: int) -> dict[str, float]:
     exe = Path(sys.executable).parent / "evalgemma"
-    cmd0 = [str(exe)] if exe.exists() else [sys.executable, "-c", "from evalgemma.cli import main; main()"]
+    cmd0 = [str(exe)] if exe.exists() else [sys.executable, "-c", "from evalgemma.cli.app import main; main()"]
     out = {}
     for name, args in (("help", ["--help"]), ("list_suites", ["list", "suites"])):
         times = []
@@ -214,7 +214,7 @@ def bench_search_memory() -> list[dict[str, float]]:
     """Peak extra memory of an exact top-10 search (tracemalloc sees numpy's buffers)."""
     import numpy as np
 
-    from evalgemma.xtreme_up import search_top_k
+    from evalgemma.benchmarks.xtreme_up.retrieval import search_top_k
 
     rng = np.random.default_rng(0)
     nq, nd, dim = 2000, 50_000, 256

@@ -2,7 +2,7 @@
 
 One run measures, on one random float32 index of the real XTREME-UP size (112,426 x 768):
 
-* wall time (median of ``--reps`` repetitions) of ``evalgemma.xtreme_up.search_top_k`` for two
+* wall time (median of ``--reps`` repetitions) of ``evalgemma.benchmarks.xtreme_up.retrieval.search_top_k`` for two
   chunk sizes, and of a bare baseline (pre-normalised inputs, ``q @ chunk.T``, ``argpartition``
   per chunk, final merge; no tie rule, no per-chunk normalisation);
 * peak extra memory of each (``tracemalloc``, which sees numpy's buffers; the index and query
@@ -25,7 +25,7 @@ import tracemalloc
 
 import numpy as np
 
-from evalgemma.xtreme_up import search_top_k
+from evalgemma.benchmarks.xtreme_up.retrieval import search_top_k
 
 
 def bare_top_k(qn: np.ndarray, dn: np.ndarray, k: int, chunk: int) -> np.ndarray:

@@ -30,7 +30,7 @@ def emit(**fields: object) -> None:
 def check_search(n_index: int, n_queries: int) -> None:
     import torch
 
-    from evalgemma.xtreme_up import search_top_k
+    from evalgemma.benchmarks.xtreme_up.retrieval import search_top_k
 
     rng = np.random.default_rng(0)
     index = rng.standard_normal((n_index, 768), dtype=np.float32)
@@ -90,11 +90,11 @@ def full_size_gemma(config_dir: Path, dest: Path) -> Path:
 def check_encoder(config_dir: Path, work: Path) -> None:
     import torch
 
-    from evalgemma.encoder import Encoder, load_sentence_transformer
+    from evalgemma.encode.encoder import Encoder, load_sentence_transformer
     from evalgemma.errors import ConfigError
-    from evalgemma.models import describe_local
-    from evalgemma.transforms import truncate
-    from evalgemma.variants import WeightSpec
+    from evalgemma.encode.models import describe_local
+    from evalgemma.variants.views import truncate
+    from evalgemma.variants.spec import WeightSpec
 
     path = full_size_gemma(config_dir, work)
     model = describe_local(path)

@@ -103,7 +103,7 @@ def smoke_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     the gate, notebook and report tests."""
     import warnings
 
-    from evalgemma.runner import RunConfig, execute, plan_run
+    from evalgemma.run.plan import RunConfig, execute, plan_run
 
     store = tmp_path_factory.mktemp("smoke") / "store"
     with warnings.catch_warnings():

@@ -78,7 +78,7 @@ def make_rows(variant_key: str, unit: int, rows: int, *, task: str = TASK, pad: 
 
 
 def job_writeloop(job: dict[str, Any]) -> None:
-    from evalgemma.store import write_unit
+    from evalgemma.store.parquet import write_unit
 
     if job.get("announce_writes"):
         # Say when the Parquet bytes start going into the temp file (it exists by then), and
@@ -104,7 +104,7 @@ def job_writeloop(job: dict[str, Any]) -> None:
 def job_reader(job: dict[str, Any]) -> None:
     import warnings
 
-    from evalgemma.store import load_results, scan_store
+    from evalgemma.store.parquet import load_results, scan_store
 
     stop = Path(job["stop_file"])
     observations: list[dict[str, Any]] = []
@@ -137,8 +137,8 @@ def job_reader(job: dict[str, Any]) -> None:
 def job_run(job: dict[str, Any]) -> None:
     import warnings
 
-    import evalgemma.store as store_mod
-    from evalgemma.runner import RunConfig, execute, plan_run
+    import evalgemma.store.parquet as store_mod
+    from evalgemma.run.plan import RunConfig, execute, plan_run
 
     real_write = store_mod.write_unit
     writes = {"n": 0}
@@ -218,10 +218,10 @@ def zygote() -> None:
     import pyarrow.parquet  # noqa: F401
     import sentence_transformers  # noqa: F401
 
-    import evalgemma.mteb_adapter  # noqa: F401
-    import evalgemma.runner  # noqa: F401
-    import evalgemma.smoke  # noqa: F401
-    import evalgemma.store  # noqa: F401
+    import evalgemma.benchmarks.mteb.adapter  # noqa: F401
+    import evalgemma.run.plan  # noqa: F401
+    import evalgemma.benchmarks.smoke.tasks  # noqa: F401
+    import evalgemma.store.parquet  # noqa: F401
 
     emit("ready")
     for line in sys.stdin:

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-CLI = [sys.executable, "-c", "from evalgemma.cli import main; main()"]
+CLI = [sys.executable, "-c", "from evalgemma.cli.app import main; main()"]
 
 
 def evalgemma(*args: str) -> subprocess.CompletedProcess[str]:
@@ -40,7 +40,7 @@ def test_list_unknown_target() -> None:
 def test_warm_rerun_skips_without_importing_mteb(smoke_store: Path) -> None:
     """Everything stored: the plan is decided from the store alone (no mteb import, no model)."""
     code = (
-        "import sys; from evalgemma.runner import RunConfig, plan_run\n"
+        "import sys; from evalgemma.run.plan import RunConfig, plan_run\n"
         f"plan = plan_run(RunConfig(model='minilm', suite='smoke', dims=(384, 32), store={str(smoke_store)!r}))\n"
         "print('MISSING', plan.n_missing, 'TOTAL', plan.n_total, 'MTEB', 'mteb' in sys.modules, 'TORCH', 'torch' in sys.modules)"
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-CLI = [sys.executable, "-c", "from evalgemma.cli import main; main()"]
+CLI = [sys.executable, "-c", "from evalgemma.cli.app import main; main()"]
 
 
 def evalgemma(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -90,6 +90,6 @@ def test_bad_option_values(tmp_path: Path, args: tuple[str, ...], needle: str) -
 
 
 def test_help_does_not_import_torch_or_mteb() -> None:
-    code = "import sys; sys.argv=['evalgemma','--help']\nfrom evalgemma.cli import main\ntry:\n main()\nexcept SystemExit: pass\nprint('HEAVY', sorted(m for m in ('torch','mteb','sentence_transformers','transformers','pandas') if m in sys.modules))"
+    code = "import sys; sys.argv=['evalgemma','--help']\nfrom evalgemma.cli.app import main\ntry:\n main()\nexcept SystemExit: pass\nprint('HEAVY', sorted(m for m in ('torch','mteb','sentence_transformers','transformers','pandas') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
     assert "HEAVY []" in out

@@ -1,4 +1,4 @@
-"""Scale-out: ``--shard i/N`` partitions and the Ray executor (``evalgemma.distributed``).
+"""Scale-out: ``--shard i/N`` partitions and the Ray executor (``evalgemma.run.executors``).
 
 Shard tests use real plans (the smoke suite and real mteb tasks with mteb's own descriptive
 statistics) and a real MiniLM run; Ray tests start a 2-CPU local Ray cluster and are marked
@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from evalgemma.distributed import (
+from evalgemma.run.executors import (
     Shard,
     UnitRequest,
     check_shard,
@@ -32,8 +32,8 @@ from evalgemma.distributed import (
     unit_key,
 )
 from evalgemma.errors import ConfigError, IncompleteRun
-from evalgemma.runner import RunConfig, execute, plan_run
-from evalgemma.store import load_results
+from evalgemma.run.plan import RunConfig, execute, plan_run
+from evalgemma.store.parquet import load_results
 
 # The two cheapest smoke tasks, two dims: 2 execution units, 4 store units, ~800 rows.
 TASKS = ("SmokeSTS", "SmokeBitextMining")
@@ -83,7 +83,7 @@ def test_parse_shard_rejects_bad_values_naming_the_flag(text: str, fragment: str
 
 def test_cli_bad_shard_exits_2_naming_the_flag(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-c", "from evalgemma.cli import main; main()", "run", "--suite", "smoke", "--model", "minilm", "--store", str(tmp_path), "--shard", "2/2"],
+        [sys.executable, "-c", "from evalgemma.cli.app import main; main()", "run", "--suite", "smoke", "--model", "minilm", "--store", str(tmp_path), "--shard", "2/2"],
         capture_output=True, text=True, timeout=120, check=False,
     )
     assert done.returncode == 2, done.stderr
@@ -283,7 +283,7 @@ def test_ray_run_equals_local_run(ray_cluster: Any, local_store: Path, tmp_path:
 
 @pytest.mark.slow
 def test_ray_worker_killed_mid_unit_is_retried(ray_cluster: Any, local_store: Path, tmp_path: Path) -> None:
-    from evalgemma.distributed import execute_ray
+    from evalgemma.run.executors import execute_ray
 
     store = tmp_path / "store"
     events = Events([])
@@ -300,7 +300,7 @@ def test_ray_worker_killed_mid_unit_is_retried(ray_cluster: Any, local_store: Pa
 
 @pytest.mark.slow
 def test_ray_gives_up_after_max_retries_and_keeps_the_rest(ray_cluster: Any, tmp_path: Path) -> None:
-    from evalgemma.distributed import execute_ray
+    from evalgemma.run.executors import execute_ray
 
     store = tmp_path / "store"
     events = Events([])

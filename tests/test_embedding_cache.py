@@ -21,16 +21,16 @@ import numpy as np
 import pytest
 
 from conftest import REPO, require
-from evalgemma.embedding_cache import (
+from evalgemma.encode.cache import (
     CacheCorruptionWarning,
     EmbeddingCache,
     check_key,
     check_namespace,
     row_checksum,
 )
-from evalgemma.encoder import Encoder
-from evalgemma.transforms import l2_normalize, truncate
-from evalgemma.variants import WeightSpec
+from evalgemma.encode.encoder import Encoder
+from evalgemma.variants.views import l2_normalize, truncate
+from evalgemma.variants.spec import WeightSpec
 
 BASE = WeightSpec("sentence-transformers/all-MiniLM-L6-v2", "c9745ed1d9f207416be6d2e6f8de32d1f16199bf", "float32", 256)
 
@@ -85,7 +85,7 @@ def key(i: int) -> str:
 
 
 def test_sweep_encodes_each_text_once_and_a_second_run_reads_the_disk(st_model: Any, sentences: list[str], tmp_path: Path) -> None:
-    from evalgemma.embedding_quant import quantize_embeddings_view
+    from evalgemma.variants.embedding_quant import quantize_embeddings_view
 
     cache = EmbeddingCache(tmp_path / "cache")
     enc, counter = make_encoder(st_model, cache)
@@ -289,8 +289,8 @@ CHILD_ENCODE = textwrap.dedent(
     import os, sys, time
     import numpy as np, torch
     from sentence_transformers import SentenceTransformer
-    from evalgemma.embedding_cache import EmbeddingCache
-    from evalgemma.encoder import Encoder
+    from evalgemma.encode.cache import EmbeddingCache
+    from evalgemma.encode.encoder import Encoder
     torch.set_num_threads(1)
     model_path, cache_dir, texts_file, out = sys.argv[1:5]
     texts = open(texts_file, encoding="utf-8").read().split("\\n")
@@ -343,7 +343,7 @@ CHILD_WRITE = textwrap.dedent(
     """
     import hashlib, sys
     import numpy as np
-    from evalgemma.embedding_cache import EmbeddingCache
+    from evalgemma.encode.cache import EmbeddingCache
     root, start, stop = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     cache = EmbeddingCache(root)
     for lo in range(start, stop, 50):

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evalgemma.embedding_quant import (
+from evalgemma.variants.embedding_quant import (
     Calibration,
     calibration_from,
     embedding_bytes,

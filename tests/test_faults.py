@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from evalgemma.store import TMP_PREFIX, load_results, scan_store
+from evalgemma.store.parquet import TMP_PREFIX, load_results, scan_store
 
 pytestmark = pytest.mark.slow
 

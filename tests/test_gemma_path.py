@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from evalgemma.errors import ConfigError
-from evalgemma.models import describe_local
-from evalgemma.runner import RunConfig, execute, plan_run
-from evalgemma.store import load_results
+from evalgemma.encode.models import describe_local
+from evalgemma.run.plan import RunConfig, execute, plan_run
+from evalgemma.store.parquet import load_results
 
 SMOKE_SUBSET = ("SmokeSTS", "SmokeRetrieval", "SmokeClassification")
 
@@ -91,7 +91,7 @@ def test_dims_stored_as_separate_variants(gemma_run: tuple[Path, list[tuple[str,
 def test_truncation_renormalises(tiny_gemma: Path) -> None:
     from sentence_transformers import SentenceTransformer
 
-    from evalgemma.transforms import truncate
+    from evalgemma.variants.views import truncate
 
     model = SentenceTransformer(str(tiny_gemma), device="cpu")
     full = model.encode(["a short sentence", "another one, longer than the first"], convert_to_numpy=True)

@@ -22,9 +22,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from evalgemma.catalog import SuiteSpec, load_suite_file, model_entries
+from evalgemma.catalog.suites import SuiteSpec, load_suite_file, model_entries
 from evalgemma.errors import ConfigError, DataError
-from evalgemma.store import TMP_PREFIX, safe_component, scan_store, unit_path, write_unit
+from evalgemma.store.parquet import TMP_PREFIX, safe_component, scan_store, unit_path, write_unit
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fault_worker import make_rows  # noqa: E402
@@ -178,7 +178,7 @@ def _xtreme_layout(root: Path, index: bytes, query: bytes, gz: bool) -> None:
 
 
 def check_xtreme(index: bytes, query: bytes, gz: bool = False, raw_gz: bytes | None = None) -> None:
-    from evalgemma.xtreme_up import XtremeUpData, load_xtreme_up
+    from evalgemma.benchmarks.xtreme_up.retrieval import XtremeUpData, load_xtreme_up
 
     with tempfile.TemporaryDirectory() as d:
         root = Path(d)
@@ -206,7 +206,7 @@ def test_xtreme_up_reader_on_random_lines(index: bytes, query: bytes, gz: bool) 
 
 
 def test_xtreme_up_reader_valid_example_is_read() -> None:
-    from evalgemma.xtreme_up import load_xtreme_up
+    from evalgemma.benchmarks.xtreme_up.retrieval import load_xtreme_up
 
     with tempfile.TemporaryDirectory() as d:
         _xtreme_layout(Path(d), GOOD_INDEX, GOOD_QUERY, gz=True)
@@ -279,7 +279,7 @@ def test_safe_component_is_one_safe_name(name: str) -> None:
 @SETTINGS
 @given(namespace=names)
 def test_embedding_cache_namespace_never_escapes(namespace: str) -> None:
-    from evalgemma.embedding_cache import check_namespace
+    from evalgemma.encode.cache import check_namespace
 
     try:
         ok = check_namespace(namespace)
@@ -313,9 +313,9 @@ suites = st.one_of(st.sampled_from(["smoke", "xtreme-up", "xtreme-up-in-lang", "
 @example(dim="384,256", dtype="bfloat16", quant="none", embed="int8,binary", suite="smoke", langs=None)
 @example(dim="385", dtype="float32", quant="none", embed="binary", suite="smoke", langs=None)
 def test_cli_run_options(dim: str, dtype: str, quant: str, embed: str, suite: str, langs: str | None, tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    import evalgemma.console as console
-    from evalgemma.cli import main
-    from evalgemma.runner import RunSummary
+    import evalgemma.cli.console as console
+    from evalgemma.cli.app import main
+    from evalgemma.run.plan import RunSummary
 
     plans: list[Any] = []
 
@@ -350,7 +350,7 @@ def test_cli_run_options(dim: str, dtype: str, quant: str, embed: str, suite: st
 
 
 def test_cli_option_errors_name_the_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    from evalgemma.cli import main
+    from evalgemma.cli.app import main
 
     cases = [
         (["--dim", "abc"], 2, "--dim abc: 'abc' is not an integer"),

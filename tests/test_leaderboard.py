@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from evalgemma.errors import ConfigError, DataError
-from evalgemma.leaderboard import build_leaderboard, build_subset_table, recomputed_mismatches, task_scores
-from evalgemma.store import load_results, write_unit
+from evalgemma.views.leaderboard import build_leaderboard, build_subset_table, recomputed_mismatches, task_scores
+from evalgemma.store.parquet import load_results, write_unit
 
 # Variant A: T1 (STS) cells 0.5, 0.7 -> 0.6; T2 (STS) 0.8; T3 (Retrieval) 0.3
 # Variant B: T1 0.4, T2 0.6, T3 0.5
@@ -138,7 +138,7 @@ def test_subset_table_mean_and_missing_language() -> None:
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-c", "from evalgemma.cli import main; main()", *args], capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run([sys.executable, "-c", "from evalgemma.cli.app import main; main()", *args], capture_output=True, text=True, env=env, timeout=120)
 
 
 def test_cli_leaderboard_from_store(tmp_path: Path) -> None:

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from evalgemma.errors import ConfigError
-from evalgemma.mteb_adapter import MtebView
-from evalgemma.runner import RunConfig, execute, plan_run
-from evalgemma.store import load_results
+from evalgemma.benchmarks.mteb.adapter import MtebView
+from evalgemma.run.plan import RunConfig, execute, plan_run
+from evalgemma.store.parquet import load_results
 
 
 @pytest.fixture(scope="module")

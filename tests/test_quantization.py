@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from evalgemma.errors import ConfigError, DataError
-from evalgemma.quantization import (
+from evalgemma.variants.weight_quant import (
     QuantReport,
     default_quant_source,
     load_qat_table,

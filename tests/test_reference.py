@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from evalgemma.leaderboard import build_leaderboard, build_subset_table
-from evalgemma.reference import load_reference, paper_aggregates, paper_rows, reference_dir
+from evalgemma.views.leaderboard import build_leaderboard, build_subset_table
+from evalgemma.catalog.reference import load_reference, paper_aggregates, paper_rows, reference_dir
 
 REPO = Path(__file__).resolve().parents[1]
 GEMMA_MTEB = "embeddinggemma-300m · 768d (MTEB)"

@@ -1,8 +1,8 @@
-"""Tests of the regression gate (``evalgemma.regression`` and ``evalgemma check`` / ``baseline accept``).
+"""Tests of the regression gate (``evalgemma.gate.regression`` and ``evalgemma check`` / ``baseline accept``).
 
-Stores are built with ``evalgemma.store.write_unit`` from hand-made rows whose scores are the
+Stores are built with ``evalgemma.store.parquet.write_unit`` from hand-made rows whose scores are the
 published all-MiniLM-L6-v2 task scores (``shared/data/mteb_reference/task_scores.csv``), so the
-numbers look like real runs. CLI tests run ``evalgemma.cli.main`` in a subprocess to see real
+numbers look like real runs. CLI tests run ``evalgemma.cli.app.main`` in a subprocess to see real
 exit codes.
 """
 
@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from evalgemma.errors import ConfigError, DataError, StoreError
-from evalgemma.regression import (
+from evalgemma.gate.regression import (
     EPS,
     Tolerances,
     accept_baseline,
@@ -30,7 +30,7 @@ from evalgemma.regression import (
     load_tolerances,
     write_junit,
 )
-from evalgemma.store import load_results, write_unit
+from evalgemma.store.parquet import load_results, write_unit
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 LABEL = "all-MiniLM-L6-v2 · 384d"
@@ -80,7 +80,7 @@ def make_store(root: Path, scores: dict[str, float] | None = None, **kw) -> Path
 
 def cli(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "160", "NO_COLOR": "1"}
-    return subprocess.run([sys.executable, "-c", "from evalgemma.cli import main; main()", *map(str, args)],
+    return subprocess.run([sys.executable, "-c", "from evalgemma.cli.app import main; main()", *map(str, args)],
                           capture_output=True, text=True, env=env, cwd=cwd, timeout=120)
 
 
@@ -153,7 +153,7 @@ def test_regression_report_values() -> None:
 
 
 def _complete(frame: pd.DataFrame) -> pd.DataFrame:
-    from evalgemma.schema import COLUMN_NAMES, complete_row
+    from evalgemma.store.schema import COLUMN_NAMES, complete_row
 
     return pd.DataFrame([complete_row(r) for r in frame.to_dict("records")], columns=list(COLUMN_NAMES))
 
@@ -373,7 +373,7 @@ def test_baseline_accept_refuses_to_overwrite(tmp_path: Path) -> None:
 
 
 def test_baseline_has_store_columns_and_filters(tmp_path: Path) -> None:
-    from evalgemma.schema import arrow_schema
+    from evalgemma.store.schema import arrow_schema
 
     store = make_store(tmp_path / "store")
     write_unit(store, unit_rows("STSBenchmark", 0.7, finished_at="2026-02-01T00:00:00.000000+00:00"))  # older run

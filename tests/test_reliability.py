@@ -24,10 +24,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import evalgemma.store as store_mod
+import evalgemma.store.parquet as store_mod
 from evalgemma.errors import ConfigError, DataError, StoreError
-from evalgemma.schema import SCHEMA_VERSION
-from evalgemma.store import ensure_writable, load_results, scan_store, write_unit
+from evalgemma.store.schema import SCHEMA_VERSION
+from evalgemma.store.parquet import ensure_writable, load_results, scan_store, write_unit
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fault_worker import make_rows  # noqa: E402
@@ -37,7 +37,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "harness" / "evalgemma"
 
 def cli(args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
     """Run ``evalgemma ARGS`` in-process through ``cli.main``; (exit code, stdout, stderr)."""
-    from evalgemma.cli import main
+    from evalgemma.cli.app import main
 
     monkeypatch.setattr(sys, "argv", ["evalgemma", *args])
     capsys.readouterr()
@@ -133,7 +133,7 @@ def test_cli_run_on_a_read_only_store_exits_3_naming_it(tmp_path: Path, capsys: 
         if not mounted:  # simulate the same errno where mounting is not allowed
             monkeypatch.setattr(store_mod, "tempfile", ReadOnly)
         loaded: list[str] = []
-        import evalgemma.encoder as encoder_mod
+        import evalgemma.encode.encoder as encoder_mod
 
         monkeypatch.setattr(encoder_mod, "load_sentence_transformer", lambda *a, **k: loaded.append("model") or pytest.fail("model loaded"))
         code, out, err = cli(["run", "--model", "minilm", "--suite", "smoke", "--tasks", "SmokeSTS", "--store", str(ro), "--no-progress", "--no-cache"], capsys, monkeypatch)
@@ -147,7 +147,7 @@ def test_cli_run_on_a_read_only_store_exits_3_naming_it(tmp_path: Path, capsys: 
 
 
 def good_table(unit: int, **fields: Any) -> pa.Table:
-    from evalgemma.schema import arrow_schema, complete_row
+    from evalgemma.store.schema import arrow_schema, complete_row
 
     rows = [complete_row({**r, "unit_id": f"u{unit}"}) for r in make_rows("vX", unit, 3, **fields)]
     return pa.Table.from_pylist(rows, schema=arrow_schema())
@@ -271,9 +271,9 @@ class _Payload:
 
 
 def test_pickle_only_weights_are_refused_without_opt_in(tmp_path: Path) -> None:
-    from evalgemma.encoder import load_sentence_transformer
-    from evalgemma.models import describe_local
-    from evalgemma.variants import WeightSpec
+    from evalgemma.encode.encoder import load_sentence_transformer
+    from evalgemma.encode.models import describe_local
+    from evalgemma.variants.spec import WeightSpec
 
     marker = tmp_path / "pwned"
     model_dir = _model_dir(tmp_path / "m", {"pytorch_model.bin": pickle.dumps(_Payload(marker))})
@@ -300,9 +300,9 @@ class _Recorder:
 def test_remote_code_and_pickle_flags_reach_the_loader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trust: bool) -> None:
     import sentence_transformers
 
-    from evalgemma.encoder import load_sentence_transformer
-    from evalgemma.models import describe_local
-    from evalgemma.variants import WeightSpec
+    from evalgemma.encode.encoder import load_sentence_transformer
+    from evalgemma.encode.models import describe_local
+    from evalgemma.variants.spec import WeightSpec
 
     monkeypatch.setattr(sentence_transformers, "SentenceTransformer", _Recorder)
     _Recorder.calls = []
@@ -321,7 +321,7 @@ def test_remote_code_and_pickle_flags_reach_the_loader(tmp_path: Path, monkeypat
     [([], False, False), (["--trust-remote-code"], True, False), (["--allow-pickle-weights"], False, True)],
 )
 def test_cli_security_flags_default_off(flags: list[str], trust: bool, pickle_ok: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    import evalgemma.console as console
+    import evalgemma.cli.console as console
 
     seen: list[Any] = []
     monkeypatch.setattr(console, "run_with_console", lambda config: seen.append(config))
@@ -384,7 +384,7 @@ def _info(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.T
     ],
 )
 def test_unsafe_archive_members_are_refused_before_anything_is_written(tmp_path: Path, member: tarfile.TarInfo, message: str) -> None:
-    from evalgemma.xtreme_up import safe_extract
+    from evalgemma.benchmarks.xtreme_up.retrieval import safe_extract
 
     archive = _tar(tmp_path / "a.tgz", [(_info("data/ok.txt"), b"fine"), (member, b"evil" if member.isreg() else None)])
     dest = tmp_path / "out" / "dest"
@@ -396,7 +396,7 @@ def test_unsafe_archive_members_are_refused_before_anything_is_written(tmp_path:
 
 
 def test_safe_archive_extracts(tmp_path: Path) -> None:
-    from evalgemma.xtreme_up import safe_extract
+    from evalgemma.benchmarks.xtreme_up.retrieval import safe_extract
 
     archive = _tar(tmp_path / "a.tgz", [(_info("root/retrieval_cross_lang", tarfile.DIRTYPE), None), (_info("root/retrieval_cross_lang/index.jsonl"), b'{"id": "1"}\n')])
     safe_extract(archive, tmp_path / "dest")
@@ -404,7 +404,7 @@ def test_safe_archive_extracts(tmp_path: Path) -> None:
 
 
 def test_garbage_archive_is_a_data_error(tmp_path: Path) -> None:
-    from evalgemma.xtreme_up import safe_extract
+    from evalgemma.benchmarks.xtreme_up.retrieval import safe_extract
 
     archive = tmp_path / "a.tgz"
     archive.write_bytes(b"\x1f\x8b garbage")

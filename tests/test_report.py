@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from evalgemma.store import write_unit
+from evalgemma.store.parquet import write_unit
 
 CHROMIUM = "/usr/bin/chromium"
 XTREME_LANGS = ["as", "bho", "brx", "gbm", "gom", "gu", "hi", "hne", "kn", "mai", "ml", "mni", "mr", "mwr", "or", "pa", "ps", "sa", "ta", "ur"]
@@ -68,7 +68,7 @@ def results_store(tmp_path: Path) -> Path:
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg"}
-    return subprocess.run([sys.executable, "-c", "from evalgemma.cli import main; main()", *args], capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run([sys.executable, "-c", "from evalgemma.cli.app import main; main()", *args], capture_output=True, text=True, env=env, timeout=120)
 
 
 @pytest.fixture(scope="module")

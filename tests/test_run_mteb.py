@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from evalgemma.runner import RunConfig, execute, plan_run
-from evalgemma.store import load_results
+from evalgemma.run.plan import RunConfig, execute, plan_run
+from evalgemma.store.parquet import load_results
 
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 

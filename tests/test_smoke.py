@@ -1,4 +1,4 @@
-"""The built-in offline smoke suite (evalgemma.smoke): data, mteb task objects, real scores.
+"""The built-in offline smoke suite (evalgemma.benchmarks.smoke.tasks): data, mteb task objects, real scores.
 
 The model tests run the whole suite twice with the real all-MiniLM-L6-v2 through
 ``mteb.evaluate(model, smoke_tasks(), cache=None)``: every task must give its main score for every
@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from evalgemma.errors import ConfigError, DataError
-from evalgemma.smoke import (
+from evalgemma.benchmarks.smoke.tasks import (
     SMOKE_TASK_NAMES,
     calibration_texts,
     load_manifest,
@@ -50,7 +50,7 @@ EXPECTED = {  # name -> (mteb type, main score, subsets)
 
 
 def test_import_is_light() -> None:
-    code = "import sys, evalgemma.smoke as s; print(len(s.SMOKE_TASK_NAMES), 'mteb' in sys.modules, 'torch' in sys.modules)"
+    code = "import sys, evalgemma.benchmarks.smoke.tasks as s; print(len(s.SMOKE_TASK_NAMES), 'mteb' in sys.modules, 'torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["7", "False", "False"]
 

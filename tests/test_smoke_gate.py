@@ -11,10 +11,10 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from evalgemma.store import load_results
+from evalgemma.store.parquet import load_results
 
 REPO = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-c", "from evalgemma.cli import main; main()"]
+CLI = [sys.executable, "-c", "from evalgemma.cli.app import main; main()"]
 FULL = "all-MiniLM-L6-v2 · 384d"
 SMALL = "all-MiniLM-L6-v2 · 32d"
 

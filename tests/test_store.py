@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from evalgemma.errors import StoreError
-from evalgemma.schema import SCHEMA_VERSION, arrow_schema
-from evalgemma.store import TMP_PREFIX, completed_units, ensure_writable, load_results, safe_component, scan_store, unit_path, write_unit
+from evalgemma.store.schema import SCHEMA_VERSION, arrow_schema
+from evalgemma.store.parquet import TMP_PREFIX, completed_units, ensure_writable, load_results, safe_component, scan_store, unit_path, write_unit
 
 
 def rows(variant_key: str, task: str, value: float, finished_at: str, n: int = 3) -> list[dict[str, object]]:
@@ -71,7 +71,7 @@ def test_killed_writer_leaves_no_visible_partial_file(tmp_path: Path) -> None:
         f"""
         import os, signal
         from pathlib import Path
-        import evalgemma.store as store
+        import evalgemma.store.parquet as store
         real_replace = os.replace
         def die(src, dst):
             os.kill(os.getpid(), signal.SIGKILL)

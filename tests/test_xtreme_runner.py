@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from evalgemma.errors import DataError
-from evalgemma.runner import RunConfig, execute, plan_run
-from evalgemma.store import load_results
-from evalgemma.xtreme_up import load_xtreme_up, passage_text, reciprocal_ranks
+from evalgemma.run.plan import RunConfig, execute, plan_run
+from evalgemma.store.parquet import load_results
+from evalgemma.benchmarks.xtreme_up.retrieval import load_xtreme_up, passage_text, reciprocal_ranks
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +80,7 @@ def test_truncated_dim_scores_lower(xtreme_store: Path) -> None:
 
 def test_leaderboard_shows_the_language(xtreme_store: Path) -> None:
     env = {**os.environ, "COLUMNS": "250"}
-    proc = subprocess.run([sys.executable, "-c", "from evalgemma.cli import main; main()", "leaderboard", "--suite", "xtreme-up", "--store", str(xtreme_store), "--reference", "none", "--format", "csv"],
+    proc = subprocess.run([sys.executable, "-c", "from evalgemma.cli.app import main; main()", "leaderboard", "--suite", "xtreme-up", "--store", str(xtreme_store), "--reference", "none", "--format", "csv"],
                           capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr
     assert "all-MiniLM-L6-v2 · 384d" in proc.stdout and "de" in proc.stdout

@@ -1,4 +1,4 @@
-"""Tests of the XTREME-UP retrieval runner core (``evalgemma.xtreme_up``).
+"""Tests of the XTREME-UP retrieval runner core (``evalgemma.benchmarks.xtreme_up.retrieval``).
 
 Real data: ``xtreme_up_format_xquad/`` (XQuAD in XTREME-UP's layout) under the shared data
 root (``$EVALGEMMA_DATA``, else ``<repo>/../shared/data``), scored with the real
@@ -24,8 +24,8 @@ import numpy as np
 import pytest
 
 from evalgemma.errors import ConfigError, DataError
-from evalgemma.transforms import truncate
-from evalgemma.xtreme_up import (
+from evalgemma.variants.views import truncate
+from evalgemma.benchmarks.xtreme_up.retrieval import (
     EMBEDDINGGEMMA_QUERY_PROMPT,
     View,
     download_xtreme_up,
@@ -605,8 +605,8 @@ def test_cuda_search_equals_cpu():
 def test_torch_search_path_on_cpu_matches_numpy():
     """The GPU code path (torch selection with the exact tie rule), run on torch's CPU."""
     pytest.importorskip("torch")
-    from evalgemma.transforms import l2_normalize
-    from evalgemma.xtreme_up import _search_torch
+    from evalgemma.variants.views import l2_normalize
+    from evalgemma.benchmarks.xtreme_up.retrieval import _search_torch
 
     rng = np.random.default_rng(4)
     q, d = exact_vectors(rng, 40), exact_vectors(rng, 257)
@@ -621,7 +621,7 @@ def test_torch_search_path_on_cpu_matches_numpy():
 
 
 def test_find_data_root(tmp_path):
-    from evalgemma.xtreme_up import find_data_root
+    from evalgemma.benchmarks.xtreme_up.retrieval import find_data_root
 
     assert find_data_root(tmp_path / "nope") is None
     assert find_data_root(tmp_path) is None  # empty folder

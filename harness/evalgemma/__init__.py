@@ -13,12 +13,12 @@ __version__ = "0.1.0"
 __all__ = ["__version__", "load_results", "scan_store"]
 
 if TYPE_CHECKING:
-    from .store import load_results, scan_store
+    from evalgemma.store.parquet import load_results, scan_store
 
 
 def __getattr__(name: str) -> Any:
     if name in ("load_results", "scan_store"):
-        from . import store
+        from evalgemma import store
 
         return getattr(store, name)
     raise AttributeError(f"module 'evalgemma' has no attribute {name!r}")

@@ -1,0 +1,1 @@
+"""XTREME-UP cross-/in-language retrieval with the official semantics (reader, exact search, MRR@10)."""

@@ -1,0 +1,181 @@
+"""``evalgemma run``, ``evalgemma list`` and ``evalgemma data pull``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from evalgemma.errors import ConfigError
+
+
+def _split_csv(value: str | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def _dims(value: str | None) -> tuple[int, ...]:
+    out = []
+    for part in _split_csv(value):
+        try:
+            out.append(int(part))
+        except ValueError as exc:
+            raise ConfigError(f"--dim {value}: {part!r} is not an integer (use e.g. --dim 768,512,256,128)") from exc
+    return tuple(out)
+
+
+def run(
+    suite: Annotated[str | None, typer.Option(help="Suite name (mteb-multilingual-v2, mteb-eng-v2, mteb-code-v1, xtreme-up, smoke, ...) or a suite file path")] = None,
+    model: Annotated[str, typer.Option(help="Short name (minilm, embeddinggemma), HF id or local directory of a sentence-transformers model")] = "google/embeddinggemma-300m",
+    revision: Annotated[str | None, typer.Option(help="Hub revision (commit) of --model")] = None,
+    tasks: Annotated[str | None, typer.Option(help="Comma-separated task names: restrict the suite, or (without --suite) run these mteb tasks")] = None,
+    langs: Annotated[str | None, typer.Option(help="Comma-separated ISO 639-3 codes or subset names (XTREME-UP: language codes)")] = None,
+    dim: Annotated[str | None, typer.Option("--dim", help="Matryoshka dims, e.g. 768,512,256,128 (truncate, then L2 re-normalise)")] = None,
+    dtype: Annotated[str, typer.Option(help="float32 | bfloat16 (float16 is refused for Gemma 3 models)")] = "float32",
+    max_seq_length: Annotated[int | None, typer.Option(help="Max tokens (default: 512 for EmbeddingGemma, the paper's protocol; else the model's own)")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Encode batch size (default: 128 on CUDA, 32 on CPU)")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | mps")] = "auto",
+    no_prompts: Annotated[bool, typer.Option("--no-prompts", help="Encode raw texts without the model's prompts")] = False,
+    store: Annotated[Path, typer.Option(help="Results store directory")] = Path("results/store"),
+    data_dir: Annotated[Path | None, typer.Option(help="Folder of HF dataset snapshots as DIR/<org>/<name>/ (or an XTREME-UP root)")] = None,
+    offline: Annotated[bool, typer.Option("--offline", help="Never touch the network; a missing dataset or model is an error")] = False,
+    run_name: Annotated[str, typer.Option(help="A name recorded in the run id")] = "",
+    force: Annotated[bool, typer.Option("--force", help="Re-evaluate stored units (adds rows; never overwrites)")] = False,
+    quant: Annotated[str, typer.Option(help="Weight quantization: none | q8_0 | q4_0 | mixed (comma-separated = sweep)")] = "none",
+    quant_source: Annotated[str | None, typer.Option(help="qat (QAT checkpoint, default for EmbeddingGemma) | ptq")] = None,
+    embed_dtype: Annotated[str, typer.Option(help="Embedding dtype(s): float32 | int8 | uint8 | binary | ubinary")] = "float32",
+    split: Annotated[str, typer.Option(help="XTREME-UP split: test | validation")] = "test",
+    search_chunk: Annotated[int, typer.Option(help="XTREME-UP exact search: index rows scored at a time")] = 8192,
+    cache_dir: Annotated[Path | None, typer.Option(help="On-disk embedding cache directory")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Disable the on-disk embedding cache")] = False,
+    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Allow model repos to run their own code")] = False,
+    allow_pickle_weights: Annotated[bool, typer.Option("--allow-pickle-weights", help="Allow pickle-based (.bin) weights")] = False,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bars")] = False,
+    executor: Annotated[str, typer.Option(help="local | ray (one Ray task per (weight variant, task) unit; pip install 'evalgemma[ray]')")] = "local",
+    shard: Annotated[str | None, typer.Option(help="Run only shard i of N (0-based) of the full plan, e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT")] = None,
+    ray_address: Annotated[str | None, typer.Option(help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")] = None,
+    gpus_per_unit: Annotated[float | None, typer.Option(help="Ray: GPUs per unit (default: 1 if the cluster has GPUs, else 0)")] = None,
+    max_retries: Annotated[int, typer.Option(help="Ray: resubmissions of a unit whose worker died or raised unexpectedly")] = 2,
+) -> None:
+    """Evaluate a model's variants on a suite; stores every finished unit at once."""
+    from evalgemma.run.plan import RunConfig
+
+    if split not in ("test", "validation"):
+        raise ConfigError(f"--split {split}: expected test or validation")
+    if search_chunk < 1:
+        raise ConfigError(f"--search-chunk {search_chunk}: must be positive")
+    if quant_source not in (None, "qat", "ptq"):
+        raise ConfigError(f"--quant-source {quant_source}: expected qat or ptq")
+    config = RunConfig(
+        model=model, revision=revision, suite=suite, tasks=_split_csv(tasks), langs=_split_csv(langs),
+        dims=_dims(dim), dtype=dtype, max_seq_length=max_seq_length, batch_size=batch_size, device=device,
+        prompts=not no_prompts, store=store, data_dir=data_dir, offline=offline, run_name=run_name, force=force,
+        quants=_split_csv(quant) or ("none",), quant_source=quant_source, embed_dtypes=_split_csv(embed_dtype) or ("float32",),
+        split=split, search_chunk=search_chunk, cache_dir=None if no_cache else _default_cache(cache_dir),
+        trust_remote_code=trust_remote_code, allow_pickle_weights=allow_pickle_weights, show_progress=not no_progress,
+        executor=_executor(executor), shard=_shard(shard), ray_address=ray_address, gpus_per_unit=gpus_per_unit, max_retries=max_retries,
+    )
+    from evalgemma.cli.console import run_with_console
+
+    run_with_console(config)
+
+
+def _executor(value: str) -> str:
+    from evalgemma.run.executors import EXECUTORS
+
+    if value not in EXECUTORS:
+        from evalgemma.errors import unknown_name
+
+        raise unknown_name("executor", value, EXECUTORS, where="--executor")
+    return value
+
+
+def _shard(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    from evalgemma.run.executors import parse_shard
+
+    return parse_shard(value)
+
+
+def _default_cache(cache_dir: Path | None) -> Path | None:
+    if cache_dir is not None:
+        return cache_dir
+    import importlib.util
+
+    if importlib.util.find_spec("evalgemma.encode.cache") is None:
+        return None
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("evalgemma")) / "embeddings"
+
+
+def list_(what: Annotated[str, typer.Argument(help="suites | tasks | models")] = "suites", suite: Annotated[str | None, typer.Option(help="with `tasks`: the suite's tasks")] = None) -> None:
+    """Show the suites, tasks or model short names that exist."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from evalgemma.catalog.suites import builtin_suites, model_entries
+
+    console = Console()
+    if what == "suites":
+        table = Table("suite", "kind", "description")
+        for s in builtin_suites().values():
+            table.add_row(s.name, s.kind, s.description)
+        console.print(table)
+    elif what == "models":
+        table = Table("short name", "model", "source", "description")
+        for m in model_entries().values():
+            table.add_row(m.name, m.id, m.source, m.description)
+        console.print(table)
+    elif what == "tasks":
+        from evalgemma.run.plan import RunConfig, _suite_tasks
+
+        if suite is None:
+            import mteb
+
+            table = Table("task", "type")
+            for t in mteb.get_tasks():
+                table.add_row(t.metadata.name, str(t.metadata.type))
+        else:
+            _, planned = _suite_tasks(RunConfig(suite=suite))
+            table = Table("task", "type", "subsets/languages")
+            for p in planned:
+                subsets = ",".join(p.languages) if p.languages else ",".join(getattr(p.obj, "hf_subsets", []) or [])
+                table.add_row(p.name, p.task_type, subsets[:80])
+        console.print(table)
+    else:
+        from evalgemma.errors import unknown_name
+
+        raise unknown_name("list target", what, ["suites", "tasks", "models"])
+
+
+data_app = typer.Typer(help="Fetch and inspect offline datasets.", no_args_is_help=True)
+
+
+@data_app.command("pull")
+def data_pull(
+    data_dir: Annotated[Path, typer.Option(help="Where the snapshots go: DIR/<org>/<name>/")],
+    suite: Annotated[str | None, typer.Option(help="Suite whose datasets to fetch")] = None,
+    tasks: Annotated[str | None, typer.Option(help="Comma-separated mteb task names")] = None,
+) -> None:
+    """Download the HF dataset snapshots of a suite's tasks (on an online machine) for --offline runs."""
+    from rich.progress import track
+
+    from evalgemma.benchmarks.mteb.pull import pull_tasks
+    from evalgemma.run.plan import RunConfig, _suite_tasks
+
+    _, planned = _suite_tasks(RunConfig(suite=suite, tasks=_split_csv(tasks)))
+    objs: list[Any] = [p.obj for p in planned if p.kind == "mteb" and not getattr(p.obj, "_evalgemma_local", False)]
+    if not objs:
+        raise ConfigError(f"--suite {suite}: nothing to pull, the suite has no hub-hosted mteb datasets (XTREME-UP data is downloaded on the first online run, or pass --data-dir to an extracted copy)")
+    for path in pull_tasks(objs, data_dir, progress=lambda it: track(it, description="pulling datasets")):
+        typer.echo(str(path))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+    app.command("list")(list_)
+    app.add_typer(data_app, name="data")

@@ -1,0 +1,110 @@
+"""Views of the store: ``leaderboard``, ``report`` (one self-contained HTML file) and ``plot``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from evalgemma.views.leaderboard import Leaderboard
+    from evalgemma.catalog.reference import Reference
+
+FORMATS = ("table", "markdown", "csv", "html")
+
+
+def _load(store: Path, reference: str) -> tuple[pd.DataFrame, Reference, list[str]]:
+    from evalgemma.catalog.reference import load_reference
+    from evalgemma.store.parquet import newest_runs, scan_store
+
+    frame, problems = scan_store(store)
+    for p in problems:
+        typer.secho(f"warning: skipped store file: {p.reason}", err=True, fg=typer.colors.YELLOW)
+    return newest_runs(frame), load_reference(reference), [p.reason for p in problems]
+
+
+def _print_table(lb: Leaderboard) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    df = lb.display_frame()
+    title = f"{lb.suite} — " + ("MRR@10 per language (×100)" if lb.kind == "subsets" else "MTEB means (×100)")
+    table = Table(title=title, show_lines=False)
+    for i, col in enumerate(df.columns):
+        table.add_column(str(col), justify="left" if i < 2 else "right", overflow="fold")
+    for r, rec in zip(lb.rows, df.itertuples(index=False), strict=True):
+        table.add_row(*[str(v) for v in rec], style="bold cyan" if r.kind == "run" else None)
+    console = Console(width=max(120, min(400, 14 * len(df.columns) + 60)))
+    console.print(table)
+    for note in lb.notes:
+        console.print(f"[dim]{note}[/dim]")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``leaderboard``, ``report`` and ``plot`` to the CLI."""
+
+    @app.command("leaderboard")
+    def leaderboard(
+        suite: list[str] = typer.Option(None, "--suite", help="suite(s) to show (default: every suite in the store)"),
+        store: Path = typer.Option(Path("results/store"), "--store", help="results store directory"),
+        reference: str = typer.Option("paper", "--reference", help="published scores to show: paper | mteb | mteb-all | both | none"),
+        baseline: str = typer.Option(None, "--baseline", help="variant label or key; adds Δ columns (row − baseline)"),
+        shared_tasks: bool = typer.Option(False, "--shared-tasks", help="compare only on tasks every shown variant has"),
+        fmt: str = typer.Option("table", "--format", help="table | markdown | csv | html"),
+    ) -> None:
+        """Show MTEB-style leaderboards (Mean(Task), Mean(TaskType), per type) and XTREME-UP per language."""
+        from evalgemma.errors import unknown_name
+        from evalgemma.views.report import leaderboards, to_csv, to_html_table, to_markdown
+
+        if fmt not in FORMATS:
+            raise unknown_name("format", fmt, FORMATS, where="--format")
+        frame, ref, _ = _load(store, reference)
+        boards = leaderboards(frame, ref, suite or None, shared_tasks=shared_tasks, baseline=baseline)
+        if baseline is not None and all(lb.baseline is None for lb in boards):
+            from evalgemma.views.leaderboard import _select
+
+            _select(tuple(r for lb in boards for r in lb.rows), baseline)  # raises the close-match error
+        for i, lb in enumerate(boards):
+            if fmt == "table":
+                _print_table(lb)
+            elif fmt == "markdown":
+                typer.echo(to_markdown(lb))
+            elif fmt == "csv":
+                text = to_csv(lb)
+                typer.echo(text if i == 0 else text.split("\n", 1)[1], nl=False)
+            else:
+                typer.echo(f"<h3>{lb.suite}</h3>\n" + to_html_table(lb))
+
+    @app.command("report")
+    def report(
+        store: Path = typer.Option(Path("results/store"), "--store", help="results store directory"),
+        out: Path = typer.Option(Path("report.html"), "--out", help="HTML file to write"),
+        suite: list[str] = typer.Option(None, "--suite", help="suite(s) to include (default: store suites + reference suites)"),
+        reference: str = typer.Option("both", "--reference", help="paper | mteb | mteb-all | both | none"),
+        baseline: str = typer.Option(None, "--baseline", help="variant label or key for Δ columns"),
+        title: str = typer.Option("evalgemma report", "--title"),
+    ) -> None:
+        """Write ONE self-contained HTML report (tables + charts, no external assets)."""
+        from evalgemma.views.report import render_html, write_report
+
+        frame, ref, problems = _load(store, reference)
+        text = render_html(frame, ref, title=title, store=str(store), suites=suite or None, baseline=baseline, problems=problems)
+        write_report(text, out)
+        typer.echo(f"wrote {out} ({len(text) // 1024} KiB)")
+
+    @app.command("plot")
+    def plot(
+        kind: str = typer.Argument(..., help="dim | quant | xtreme-up | vs-reference"),
+        store: Path = typer.Option(Path("results/store"), "--store", help="results store directory"),
+        out: Path = typer.Option(Path("figure.png"), "--out", help="image file (.png, .svg, .pdf)"),
+        reference: str = typer.Option("both", "--reference", help="paper | mteb | mteb-all | both | none"),
+    ) -> None:
+        """Draw one chart to a file."""
+        from evalgemma.views.plots import make_plot, save_figure
+
+        frame, ref, _ = _load(store, reference)
+        save_figure(make_plot(kind, frame, ref), out)
+        typer.echo(f"wrote {out}")

@@ -1,0 +1,1 @@
+"""Layer 5 — views: pure functions from store rows (and references) to leaderboards, tables, plots, report."""

@@ -1,0 +1,238 @@
+"""Matplotlib charts of results and reference scores (Agg backend; no display needed).
+
+Each ``plot_*`` function returns a ``matplotlib.figure.Figure`` or raises ``NoPlotData``
+(a ``DataError``) saying why there is nothing to draw. Scores are drawn ×100.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from evalgemma.errors import DataError, StoreError, unknown_name
+from evalgemma.views.leaderboard import MTEB_SUITES, build_leaderboard, build_subset_table, task_scores
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from evalgemma.catalog.reference import Reference
+
+QUANT_ORDER: tuple[str, ...] = ("none", "q8_0", "mixed", "q4_0")
+
+
+class NoPlotData(DataError):
+    """There is no data for the requested chart (the report skips it with this message)."""
+
+
+def _figure(width: float = 8.0, height: float = 4.5) -> Figure:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def _series_key(model: str, quant: str, kind: str) -> str:
+    name = model.rsplit("/", 1)[-1]
+    q = "" if quant in ("none", "") else f" · {quant}"
+    return f"{name}{q} ({kind})"
+
+
+def _complete_means(frame: pd.DataFrame | None, reference: Reference | None, suites: tuple[str, ...]) -> list[dict[str, object]]:
+    """(suite, variant, model, dim, quant, kind, mean) for every complete leaderboard row."""
+    out: list[dict[str, object]] = []
+    for suite in suites:
+        try:
+            lb = build_leaderboard(frame, suite, reference=reference)
+        except DataError:
+            continue
+        for r in lb.rows:
+            if r.mean_task.value is not None:
+                out.append({"suite": suite, "variant": r.variant, "model": r.model, "dim": r.dim, "quant": r.quant,
+                            "kind": r.kind, "mean": r.mean_task.value})
+    return out
+
+
+def plot_score_vs_dim(frame: pd.DataFrame | None, reference: Reference | None = None, suites: tuple[str, ...] | None = None) -> Figure:
+    """Mean(Task) ×100 against embedding dimension, one panel per suite, one line per model/quant/source."""
+    suites = suites or _suites(frame, reference)
+    points = [p for p in _complete_means(frame, reference, suites) if int(p["dim"]) > 0]  # type: ignore[call-overload]
+    by_suite: dict[str, dict[str, list[tuple[int, float]]]] = {}
+    for p in points:
+        key = _series_key(str(p["model"]), str(p["quant"]), str(p["kind"]))
+        by_suite.setdefault(str(p["suite"]), {}).setdefault(key, []).append((int(p["dim"]), float(p["mean"])))  # type: ignore[call-overload, arg-type]
+    # a line needs two dims of one model; suites where no series has two points are skipped
+    by_suite = {s: {k: v for k, v in ser.items() if len({d for d, _ in v}) >= 2} for s, ser in by_suite.items()}
+    by_suite = {s: ser for s, ser in by_suite.items() if ser}
+    if not by_suite:
+        raise NoPlotData("score vs dim: no model has complete suite means at two or more dimensions")
+    fig = _figure(5.0 * len(by_suite) + 1, 4.5)
+    axes = fig.subplots(1, len(by_suite), squeeze=False)[0]
+    for ax, (suite, series) in zip(axes, sorted(by_suite.items()), strict=True):
+        for key, pts in sorted(series.items()):
+            pts = sorted(pts)
+            ax.plot([d for d, _ in pts], [100 * v for _, v in pts], marker="o", label=key)
+        ax.set_xscale("log", base=2)
+        dims = sorted({d for pts in series.values() for d, _ in pts})
+        ax.set_xticks(dims, [str(d) for d in dims])
+        ax.set_title(suite)
+        ax.set_xlabel("embedding dimension (Matryoshka truncation)")
+        ax.set_ylabel("Mean(Task) (score ×100)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("Score vs embedding dimension")
+    return fig
+
+
+def plot_score_vs_quant(frame: pd.DataFrame | None, reference: Reference | None = None, suites: tuple[str, ...] | None = None) -> Figure:
+    """Mean(Task) ×100 per weight quantization (none, q8_0, mixed, q4_0), grouped by suite."""
+    suites = suites or _suites(frame, reference)
+    points = [p for p in _complete_means(frame, reference, suites)]
+    groups: dict[tuple[str, str], dict[str, float]] = {}
+    for p in points:
+        series = f"{str(p['model']).rsplit('/', 1)[-1]} · {p['dim']}d ({p['kind']})"
+        groups.setdefault((str(p["suite"]), series), {})[str(p["quant"])] = float(p["mean"])  # type: ignore[arg-type]
+    groups = {k: v for k, v in groups.items() if len(v) >= 2}
+    if not groups:
+        raise NoPlotData("score vs quantization: no model has complete suite means under two or more quantizations")
+    import numpy as np
+
+    quants = [q for q in QUANT_ORDER if any(q in v for v in groups.values())]
+    quants += sorted({q for v in groups.values() for q in v} - set(quants))
+    fig = _figure(max(7.0, 1.6 * len(groups) + 3), 4.5)
+    ax = fig.subplots()
+    x = np.arange(len(groups))
+    width = 0.8 / len(quants)
+    labels = [f"{s}\n{series}" for s, series in groups]
+    for i, q in enumerate(quants):
+        ys = [100 * v.get(q, np.nan) for v in groups.values()]
+        bars = ax.bar(x + i * width - 0.4 + width / 2, ys, width, label=q)
+        ax.bar_label(bars, fmt="%.2f", fontsize=6)
+    ax.set_xticks(x, labels, fontsize=7)
+    ax.set_ylabel("Mean(Task) (score ×100)")
+    ax.set_xlabel("suite / model")
+    ax.set_title("Score vs weight quantization")
+    lo = min(100 * v for g in groups.values() for v in g.values())
+    ax.set_ylim(max(0.0, lo - 5), None)
+    ax.legend(title="quantization", fontsize=7)
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def plot_xtreme_up(frame: pd.DataFrame | None, reference: Reference | None = None, suite: str = "xtreme-up", max_series: int = 6) -> Figure:
+    """MRR@10 ×100 per language (grouped bars), store variants first, then reference models."""
+    import numpy as np
+
+    try:
+        lb = build_subset_table(frame, suite, reference=reference)
+    except DataError as exc:
+        raise NoPlotData(f"XTREME-UP per language: {exc}") from exc
+    rows = sorted(lb.rows, key=lambda r: (r.kind != "run", lb.rows.index(r)))[:max_series]
+    langs = lb.column_names
+    fig = _figure(max(9.0, 0.6 * len(langs) + 3), 4.8)
+    ax = fig.subplots()
+    x = np.arange(len(langs))
+    width = 0.8 / len(rows)
+    for i, r in enumerate(rows):
+        values = [r.columns[lang].value for lang in langs]
+        ys = [np.nan if v is None else 100 * v for v in values]
+        ax.bar(x + i * width - 0.4 + width / 2, ys, width, label=f"{r.variant} — mean {r.mean_task.text()}")
+    ax.set_xticks(x, list(langs))
+    ax.set_xlabel("query language (ISO 639)")
+    ax.set_ylabel("MRR@10 (×100)")
+    ax.set_title(f"XTREME-UP cross-language retrieval per language ({suite})")
+    ax.legend(fontsize=7)
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def plot_vs_reference(frame: pd.DataFrame | None, reference: Reference | None = None) -> Figure:
+    """Per-task scores of each stored variant against the reference for the same model and dim (y = x line)."""
+    if frame is None or frame.empty or reference is None or reference.rows.empty:
+        raise NoPlotData("variant vs reference: needs both stored results and reference rows")
+    mine = task_scores(frame)
+    ref = task_scores(reference.rows)
+    pairs = []
+    for (model, dim, _key), g in mine.groupby(["model", "dim", "variant_key"], sort=False):
+        cand = ref[(ref["model"] == model) & (ref["dim"] == dim) & (ref["quant"] == "none")]
+        if cand.empty:
+            continue
+        kind = "mteb" if (cand["kind"] == "mteb").any() else "paper"
+        cand = cand[cand["kind"] == kind]
+        joined = g.merge(cand[["suite", "task", "main_score", "variant"]], on=["suite", "task"], suffixes=("", "_ref"))
+        if not joined.empty:
+            pairs.append((g["variant"].iloc[0], joined["variant_ref"].iloc[0], joined))
+    if not pairs:
+        raise NoPlotData("variant vs reference: no stored variant shares a model, dim and task with the reference")
+    fig = _figure(6.5, 6.0)
+    ax = fig.subplots()
+    for mine_label, ref_label, j in pairs:
+        ax.scatter(100 * j["main_score_ref"], 100 * j["main_score"], label=f"{mine_label} vs {ref_label} ({len(j)} tasks)", s=18)
+    lo = 0.0
+    ax.plot([lo, 100], [lo, 100], color="grey", linewidth=1, linestyle="--", label="y = x")
+    ax.set_xlabel("reference main score (×100)")
+    ax.set_ylabel("this run's main score (×100)")
+    ax.set_title("Per-task score: this run vs published reference")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def _suites(frame: pd.DataFrame | None, reference: Reference | None) -> tuple[str, ...]:
+    present: set[str] = set()
+    if frame is not None and not frame.empty:
+        present |= set(frame["suite"])
+    if reference is not None and not reference.rows.empty:
+        present |= set(reference.rows["suite"]) | set(reference.aggregates.get("suite", []))
+    ordered = [s for s in MTEB_SUITES if s in present]
+    return tuple(ordered + sorted(s for s in present - set(ordered) if s and not s.startswith("xtreme-up") and s != "xor-retrieve"))
+
+
+#: Plot kinds for ``evalgemma plot KIND`` (plain dict, loud lookup).
+PLOTS: dict[str, Callable[..., Figure]] = {
+    "dim": plot_score_vs_dim,
+    "quant": plot_score_vs_quant,
+    "xtreme-up": plot_xtreme_up,
+    "vs-reference": plot_vs_reference,
+}
+
+
+def make_plot(kind: str, frame: pd.DataFrame | None, reference: Reference | None = None) -> Figure:
+    """The figure of one plot kind (``dim``, ``quant``, ``xtreme-up``, ``vs-reference``).
+
+    Raises:
+        ConfigError: unknown kind.
+        NoPlotData: nothing to draw.
+    """
+    if kind not in PLOTS:
+        raise unknown_name("plot kind", kind, PLOTS)
+    return PLOTS[kind](frame, reference)
+
+
+def figure_png(fig: Figure) -> bytes:
+    """The figure as PNG bytes."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def save_figure(fig: Figure, out: Path) -> Path:
+    """Write a figure (format from the suffix, e.g. ``.png``/``.svg``/``.pdf``).
+
+    Raises:
+        StoreError: the file cannot be written.
+    """
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out)
+    except OSError as exc:
+        raise StoreError(f"--out {out}: cannot write figure ({exc.strerror or exc})") from exc
+    except ValueError as exc:  # unsupported format suffix
+        from evalgemma.errors import ConfigError
+
+        raise ConfigError(f"--out {out}: {exc}") from exc
+    return out
