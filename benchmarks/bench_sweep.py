@@ -112,9 +112,9 @@ def count_texts(tasks: dict[str, Any]) -> int:
 
 
 def evalgemma_run(tasks: dict[str, Any], store: Path, data_dir: Path, dims: tuple[int, ...], dtypes: tuple[str, ...], batch_size: int) -> dict[str, Any]:
-    from evalgemma.run.plan import RunConfig, execute, plan_run
+    from evalgemma.run import RunConfig, execute, plan_run
 
-    config = RunConfig(
+    config = RunConfig.build(
         model="minilm", tasks=TASKS, dims=dims, embed_dtypes=dtypes, store=store,
         # The tasks arrive loaded from the mirrors (HF_*_OFFLINE=1 is set), so no data dir here:
         # prepare_data would otherwise look for the mirror again under the already-absolute path.

@@ -103,11 +103,11 @@ def smoke_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     the gate, notebook and report tests."""
     import warnings
 
-    from evalgemma.run.plan import RunConfig, execute, plan_run
+    from evalgemma.run import RunConfig, execute, plan_run
 
     store = tmp_path_factory.mktemp("smoke") / "store"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # 32 is not a dim MiniLM declares
-        plan = plan_run(RunConfig(model="minilm", suite="smoke", dims=(384, 32), store=store, device="cpu", show_progress=False))
+        plan = plan_run(RunConfig.build(model="minilm", suite="smoke", dims=(384, 32), store=store, device="cpu", show_progress=False))
     execute(plan)
     return store

@@ -138,7 +138,7 @@ def job_run(job: dict[str, Any]) -> None:
     import warnings
 
     import evalgemma.store.parquet as store_mod
-    from evalgemma.run.plan import RunConfig, execute, plan_run
+    from evalgemma.run import RunConfig, execute, plan_run
 
     real_write = store_mod.write_unit
     writes = {"n": 0}
@@ -163,7 +163,7 @@ def job_run(job: dict[str, Any]) -> None:
         return path
 
     store_mod.write_unit = write_unit  # execute() imports it from the module at call time
-    config = RunConfig(
+    config = RunConfig.build(
         model="minilm", tasks=tuple(job.get("tasks", RUN_TASKS)), suite="smoke", dims=tuple(job.get("dims", RUN_DIMS)),
         store=Path(job["store"]), offline=False, device="cpu", show_progress=False, batch_size=16, force=bool(job.get("force", False)),
     )

@@ -16,7 +16,7 @@ from evalgemma.variants.spec import VariantSpec, WeightSpec, unclassified_fields
 def test_every_task_file_validates() -> None:
     from evalgemma.variants.weight_quant import load_qat_table
     from evalgemma.benchmarks.smoke.tasks import load_manifest
-    from evalgemma.benchmarks.xtreme_up.retrieval import load_xtreme_up_config
+    from evalgemma.catalog.xtreme_up import load_xtreme_up_config
 
     suites = builtin_suites()
     assert set(suites) == {"mteb-multilingual-v2", "mteb-eng-v2", "mteb-code-v1", "smoke", "xtreme-up", "xtreme-up-official", "xtreme-up-in-lang"}

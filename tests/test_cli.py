@@ -40,8 +40,8 @@ def test_list_unknown_target() -> None:
 def test_warm_rerun_skips_without_importing_mteb(smoke_store: Path) -> None:
     """Everything stored: the plan is decided from the store alone (no mteb import, no model)."""
     code = (
-        "import sys; from evalgemma.run.plan import RunConfig, plan_run\n"
-        f"plan = plan_run(RunConfig(model='minilm', suite='smoke', dims=(384, 32), store={str(smoke_store)!r}))\n"
+        "import sys; from evalgemma.run import RunConfig, plan_run\n"
+        f"plan = plan_run(RunConfig.build(model='minilm', suite='smoke', dims=(384, 32), store={str(smoke_store)!r}))\n"
         "print('MISSING', plan.n_missing, 'TOTAL', plan.n_total, 'MTEB', 'mteb' in sys.modules, 'TORCH', 'torch' in sys.modules)"
     )
     start = time.perf_counter()
@@ -49,4 +49,4 @@ def test_warm_rerun_skips_without_importing_mteb(smoke_store: Path) -> None:
     assert "MISSING 0 TOTAL 14 MTEB False TORCH False" in out, out
     print(f"warm plan in a fresh process: {time.perf_counter() - start:.2f} s")
     proc = evalgemma("run", "--suite", "smoke", "--model", "minilm", "--dim", "384,32", "--store", str(smoke_store))
-    assert proc.returncode == 0 and "nothing to do: every unit is already stored" in proc.stdout
+    assert proc.returncode == 0 and "nothing to do: every cell is already stored" in proc.stdout

@@ -32,7 +32,7 @@ from evalgemma.run.executors import (
     unit_key,
 )
 from evalgemma.errors import ConfigError, IncompleteRun
-from evalgemma.run.plan import RunConfig, execute, plan_run
+from evalgemma.run import RunConfig, execute, plan_run
 from evalgemma.store.parquet import load_results
 
 # The two cheapest smoke tasks, two dims: 2 execution units, 4 store units, ~800 rows.
@@ -46,7 +46,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:--dim 128")
 def config(store: Path, **overrides: Any) -> RunConfig:
     base: dict[str, Any] = dict(suite="smoke", tasks=TASKS, dims=DIMS, model="minilm", store=store, device="cpu", show_progress=False)
     base.update(overrides)
-    return RunConfig(**base)
+    return RunConfig.build(**base)
 
 
 def assert_same_values(a: Any, b: Any) -> None:
@@ -133,7 +133,7 @@ def test_partition_rejects_duplicate_keys_and_zero_shards() -> None:
 def test_task_cost_reads_mteb_descriptive_stats() -> None:
     # mteb 2.26.24's precomputed statistics (no data loaded): STSBenchmark test has 1379
     # pairs, Banking77 test 3080 texts, SciFact test 5183 documents + 300 queries = 5483.
-    plan = plan_run(RunConfig(tasks=("STSBenchmark", "Banking77Classification", "SciFact"), model="minilm", store=Path("/nonexistent-store")))
+    plan = plan_run(RunConfig.build(tasks=("STSBenchmark", "Banking77Classification", "SciFact"), model="minilm", store=Path("/nonexistent-store")))
     assert {u.task.name: unit_cost(u) for u in plan.units} == {"STSBenchmark": 1379, "Banking77Classification": 3080, "SciFact": 5483}
     # Three units into two shards: SciFact alone, the other two together (1379 + 3080 = 4459).
     shards = [[u.task.name for u in shard_units(plan.units, (i, 2))] for i in range(2)]
@@ -148,13 +148,13 @@ def test_task_cost_reads_mteb_descriptive_stats() -> None:
 
 def _partition_keys(store: str) -> dict[str, list[list[str]]]:
     """Shard membership (unit keys) of a 14-unit smoke plan (two weight variants) for several N."""
-    plan = plan_run(RunConfig(suite="smoke", model="minilm", quants=("none", "q8_0"), quant_source="ptq", store=Path(store)))
+    plan = plan_run(RunConfig.build(suite="smoke", model="minilm", quants=("none", "q8_0"), quant_source="ptq", store=Path(store)))
     return {str(n): [[unit_key(u) for u in shard_units(plan.units, (i, n))] for i in range(n)] for n in (1, 2, 3, 5, 7)}
 
 
 def test_shards_of_a_real_plan_cover_it_and_match_in_a_fresh_process(tmp_path: Path) -> None:
     here = _partition_keys(str(tmp_path / "store"))
-    plan = plan_run(RunConfig(suite="smoke", model="minilm", quants=("none", "q8_0"), quant_source="ptq", store=tmp_path / "store"))
+    plan = plan_run(RunConfig.build(suite="smoke", model="minilm", quants=("none", "q8_0"), quant_source="ptq", store=tmp_path / "store"))
     everything = sorted(unit_key(u) for u in plan.units)
     assert len(everything) == 14  # 2 weight variants x 7 smoke tasks
     for n, groups in here.items():
@@ -163,7 +163,7 @@ def test_shards_of_a_real_plan_cover_it_and_match_in_a_fresh_process(tmp_path: P
         sizes = [len(g) for g in groups]
         assert max(sizes) - min(sizes) <= 1, n  # every smoke unit costs 1
     # A shard's plan holds only its units and counts only them.
-    sub = plan_run(RunConfig(suite="smoke", model="minilm", quants=("none", "q8_0"), quant_source="ptq", store=tmp_path / "store", shard=(1, 3)))
+    sub = plan_run(RunConfig.build(suite="smoke", model="minilm", quants=("none", "q8_0"), quant_source="ptq", store=tmp_path / "store", shard=(1, 3)))
     assert [unit_key(u) for u in sub.units] == here["3"][1]
     assert sub.n_total == sub.n_missing == len(here["3"][1])
     # Another process with another hash seed computes the same shards.

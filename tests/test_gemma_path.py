@@ -14,7 +14,7 @@ import pytest
 
 from evalgemma.errors import ConfigError
 from evalgemma.encode.models import describe_local
-from evalgemma.run.plan import RunConfig, execute, plan_run
+from evalgemma.run import RunConfig, execute, plan_run
 from evalgemma.store.parquet import load_results
 
 SMOKE_SUBSET = ("SmokeSTS", "SmokeRetrieval", "SmokeClassification")
@@ -24,7 +24,7 @@ SMOKE_SUBSET = ("SmokeSTS", "SmokeRetrieval", "SmokeClassification")
 def gemma_run(tiny_gemma: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[tuple[str, str]]]:
     """Run three smoke tasks at two dims, recording every (text, prompt) sent to the tokenizer."""
     store = tmp_path_factory.mktemp("gemma-store")
-    config = RunConfig(model=str(tiny_gemma), suite="smoke", tasks=SMOKE_SUBSET, dims=(32, 16), store=store, device="cpu", show_progress=False, langs=("eng", "deu"))
+    config = RunConfig.build(model=str(tiny_gemma), suite="smoke", tasks=SMOKE_SUBSET, dims=(32, 16), store=store, device="cpu", show_progress=False, langs=("eng", "deu"))
     plan = plan_run(config)
     seen: list[tuple[str, str]] = []
 
@@ -102,9 +102,9 @@ def test_truncation_renormalises(tiny_gemma: Path) -> None:
 
 
 def test_bfloat16_runs_and_differs_slightly(tiny_gemma: Path, tmp_path: Path) -> None:
-    config = RunConfig(model=str(tiny_gemma), suite="smoke", tasks=("SmokeSTS",), langs=("eng",), dtype="bfloat16", store=tmp_path, device="cpu", show_progress=False)
+    config = RunConfig.build(model=str(tiny_gemma), suite="smoke", tasks=("SmokeSTS",), langs=("eng",), dtype="bfloat16", store=tmp_path, device="cpu", show_progress=False)
     execute(plan_run(config))
-    config32 = RunConfig(model=str(tiny_gemma), suite="smoke", tasks=("SmokeSTS",), langs=("eng",), store=tmp_path, device="cpu", show_progress=False)
+    config32 = RunConfig.build(model=str(tiny_gemma), suite="smoke", tasks=("SmokeSTS",), langs=("eng",), store=tmp_path, device="cpu", show_progress=False)
     execute(plan_run(config32))
     frame = load_results(tmp_path)
     by_dtype = frame.drop_duplicates("dtype").set_index("dtype")["main_score"]
@@ -117,15 +117,15 @@ def test_bfloat16_runs_and_differs_slightly(tiny_gemma: Path, tmp_path: Path) ->
 
 def test_float16_refused(tiny_gemma: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="float16 is refused for Gemma 3"):
-        plan_run(RunConfig(model=str(tiny_gemma), suite="smoke", dtype="float16", store=tmp_path))
+        plan_run(RunConfig.build(model=str(tiny_gemma), suite="smoke", dtype="float16", store=tmp_path))
 
 
 def test_dim_larger_than_output_refused(tiny_gemma: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--dim 64: larger than tiny-embeddinggemma's output dimension 32"):
-        plan_run(RunConfig(model=str(tiny_gemma), suite="smoke", dims=(64,), store=tmp_path))
+        plan_run(RunConfig.build(model=str(tiny_gemma), suite="smoke", dims=(64,), store=tmp_path))
 
 
 def test_undeclared_dim_warns(tiny_gemma: Path, tmp_path: Path) -> None:
     with pytest.warns(UserWarning, match="not a Matryoshka dimension declared"):
-        plan = plan_run(RunConfig(model=str(tiny_gemma), suite="smoke", dims=(24,), store=tmp_path))
+        plan = plan_run(RunConfig.build(model=str(tiny_gemma), suite="smoke", dims=(24,), store=tmp_path))
     assert plan.variants[0].dim == 24

@@ -315,7 +315,7 @@ suites = st.one_of(st.sampled_from(["smoke", "xtreme-up", "xtreme-up-in-lang", "
 def test_cli_run_options(dim: str, dtype: str, quant: str, embed: str, suite: str, langs: str | None, tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     import evalgemma.cli.console as console
     from evalgemma.cli.app import main
-    from evalgemma.run.plan import RunSummary
+    from evalgemma.run import RunSummary
 
     plans: list[Any] = []
 

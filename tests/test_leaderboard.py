@@ -48,9 +48,9 @@ def frame() -> pd.DataFrame:
 
 def test_task_scores_and_recomputation(frame: pd.DataFrame) -> None:
     ts = task_scores(frame).set_index(["variant_key", "task"])
-    assert ts.loc[("a", "T1"), "main_score"] == pytest.approx(0.6)
-    assert ts.loc[("a", "T1"), "recomputed"] == pytest.approx(0.6)  # mean(0.5, 0.7); the is_main=False rows are ignored
-    assert ts.loc[("a", "T1"), "n_cells"] == 2
+    # computed from the cells: mean(0.5, 0.7); the is_main=False rows are ignored, the stored main_score is not read
+    assert ts.loc[("a", "T1"), "main_score"] == pytest.approx(0.6, abs=1e-15)
+    assert ts.loc[("a", "T1"), "n_cells"] == 2 and ts.loc[("a", "T1"), "n_expected"] == 2 and ts.loc[("a", "T1"), "complete"]
     assert recomputed_mismatches(frame).empty
     bad = frame.copy()
     bad.loc[(bad.variant_key == "b") & (bad.task == "T2"), "main_score"] = 0.61  # cells say 0.6

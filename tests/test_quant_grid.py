@@ -10,7 +10,7 @@ import pytest
 
 from evalgemma.errors import ConfigError
 from evalgemma.benchmarks.mteb.adapter import MtebView
-from evalgemma.run.plan import RunConfig, execute, plan_run
+from evalgemma.run import RunConfig, execute, plan_run
 from evalgemma.store.parquet import load_results
 
 
@@ -30,7 +30,7 @@ def grid(hf_mirrors: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pa
     mp.setattr(MtebView, "encode", spy)
     try:
         with pytest.warns(UserWarning, match="--dim 128"):
-            plan = plan_run(RunConfig(
+            plan = plan_run(RunConfig.build(
                 model="minilm", tasks=("STSBenchmark",), data_dir=hf_mirrors, offline=True, device="cpu", show_progress=False,
                 quants=("none", "q8_0", "q4_0"), dims=(384, 128), embed_dtypes=("float32", "int8", "binary"), store=store,
             ))
@@ -86,9 +86,9 @@ def test_compressed_vectors_reach_the_scorer(grid: tuple[Path, dict[str, set[str
 
 def test_qat_without_checkpoint_suggests_ptq(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="ptq"):
-        plan_run(RunConfig(model="minilm", suite="smoke", quants=("q8_0",), quant_source="qat", store=tmp_path))
+        plan_run(RunConfig.build(model="minilm", suite="smoke", quants=("q8_0",), quant_source="qat", store=tmp_path))
 
 
 def test_binary_needs_dims_divisible_by_8(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--embed-dtype binary: needs dims divisible by 8"):
-        plan_run(RunConfig(model="minilm", suite="smoke", dims=(100,), embed_dtypes=("binary",), store=tmp_path))
+        plan_run(RunConfig.build(model="minilm", suite="smoke", dims=(100,), embed_dtypes=("binary",), store=tmp_path))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from evalgemma.run.plan import RunConfig, execute, plan_run
+from evalgemma.run import RunConfig, execute, plan_run
 from evalgemma.store.parquet import load_results
 
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -31,7 +31,7 @@ def published(shared_data: Path, task: str, subset: str = "default", split: str 
 @pytest.fixture(scope="module")
 def minilm_store(tmp_path_factory: pytest.TempPathFactory, hf_mirrors: Path) -> Path:
     store = tmp_path_factory.mktemp("store")
-    config = RunConfig(
+    config = RunConfig.build(
         model="minilm", tasks=("STSBenchmark", "Tatoeba", "MBPPRetrieval"), langs=(),
         store=store, data_dir=hf_mirrors, offline=True, device="cpu", show_progress=False,
     )
@@ -75,7 +75,7 @@ def test_rows_are_tidy_and_complete(minilm_store: Path) -> None:
 
 
 def test_rerun_skips_everything(minilm_store: Path, hf_mirrors: Path) -> None:
-    config = RunConfig(model="minilm", tasks=("STSBenchmark", "Tatoeba", "MBPPRetrieval"), store=minilm_store, data_dir=hf_mirrors, offline=True, device="cpu", show_progress=False)
+    config = RunConfig.build(model="minilm", tasks=("STSBenchmark", "Tatoeba", "MBPPRetrieval"), store=minilm_store, data_dir=hf_mirrors, offline=True, device="cpu", show_progress=False)
     plan = plan_run(config)
     assert plan.n_missing == 0
     assert plan.n_total == 3

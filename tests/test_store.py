@@ -14,7 +14,7 @@ import pytest
 
 from evalgemma.errors import StoreError
 from evalgemma.store.schema import SCHEMA_VERSION, arrow_schema
-from evalgemma.store.parquet import TMP_PREFIX, completed_units, ensure_writable, load_results, safe_component, scan_store, unit_path, write_unit
+from evalgemma.store.parquet import TMP_PREFIX, ensure_writable, stored_cells, load_results, safe_component, scan_store, unit_path, write_unit
 
 
 def rows(variant_key: str, task: str, value: float, finished_at: str, n: int = 3) -> list[dict[str, object]]:
@@ -36,7 +36,7 @@ def test_write_and_load_round_trip(tmp_path: Path) -> None:
     assert frame["value"].tolist() == [0.5, 1.5, 2.5]
     assert (frame["schema_version"] == SCHEMA_VERSION).all()
     assert frame["unit_id"].nunique() == 1
-    assert completed_units(tmp_path) == {("v1-a", "T1")}
+    assert stored_cells(frame) == {("v1-a", "T1", "", "test", f"s{i}") for i in range(3)}
 
 
 def test_newest_run_wins_by_recorded_time_not_mtime(tmp_path: Path) -> None:

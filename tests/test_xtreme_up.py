@@ -25,13 +25,13 @@ import pytest
 
 from evalgemma.errors import ConfigError, DataError
 from evalgemma.variants.views import truncate
+from evalgemma.catalog.xtreme_up import load_xtreme_up_config
 from evalgemma.benchmarks.xtreme_up.retrieval import (
     EMBEDDINGGEMMA_QUERY_PROMPT,
     View,
     download_xtreme_up,
     evaluate,
     load_xtreme_up,
-    load_xtreme_up_config,
     mean_mrr,
     passage_text,
     query_text,

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from enum import StrEnum
+from typing import Self
 
 
 class EvalgemmaError(Exception):
@@ -74,3 +76,31 @@ def unknown_name(kind: str, name: str, valid: Iterable[str], where: str = "") ->
     shown = ", ".join(names[:25]) + (f", … ({len(names)} in all)" if len(names) > 25 else "")
     prefix = f"{where}: " if where else ""
     return ConfigError(f"{prefix}unknown {kind} {name!r}.{hint} Valid: {shown}")
+
+
+class Choice(StrEnum):
+    """A closed set of names, defined once; ``parse`` is the one loud lookup for it.
+
+    Members are ``str``, so they compare, hash and serialise (JSON, Parquet) as their values.
+    Subclasses set ``kind`` (what the names are of, for the message).
+    """
+
+    @classmethod
+    def kind(cls) -> str:
+        return cls.__doc__.splitlines()[0].rstrip(".").lower() if cls.__doc__ else cls.__name__
+
+    @classmethod
+    def values(cls) -> tuple[str, ...]:
+        return tuple(m.value for m in cls)
+
+    @classmethod
+    def parse(cls, value: str, where: str = "") -> Self:
+        """The member named ``value``.
+
+        Raises:
+            ConfigError: an unknown name, with close matches and the valid names (prefixed by ``where``).
+        """
+        try:
+            return cls(value)
+        except ValueError:
+            raise unknown_name(cls.kind(), str(value), cls.values(), where=where) from None

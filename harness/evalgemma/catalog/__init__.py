@@ -3,9 +3,9 @@ QAT checkpoints), the one TOML loader, and the published reference scores in ``r
 
 from __future__ import annotations
 
-from pathlib import Path
+from evalgemma.io import PROJECT_ROOT
 
-#: The checkout this package runs from (``harness/evalgemma/catalog`` → the repository root).
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
+__all__ = ["PROJECT_ROOT", "TASKS_DIR"]
+
 #: Suites, models and task data as TOML/JSONL (``tasks/``).
 TASKS_DIR = PROJECT_ROOT / "tasks"

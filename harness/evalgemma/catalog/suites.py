@@ -41,6 +41,7 @@ class SuiteSpec(_Closed):
     tasks: tuple[str, ...] = ()  # kind = "tasks": mteb task names
     xtreme_task: Literal["retrieval_cross_lang", "retrieval_in_lang"] | None = None
     languages: tuple[str, ...] = ()
+    split: Literal["train", "validation", "test"] = "test"  # kind = "xtreme-up": the query split the suite scores
     source: str = ""  # the file it came from
 
 
@@ -127,13 +128,13 @@ def load_suite_file(path: Path) -> SuiteSpec:
         raise ConfigError(f"{path}: kind = 'tasks' needs a non-empty 'tasks' list")
     if spec.kind == "xtreme-up" and not (spec.xtreme_task and spec.languages):
         # The language set lives in tasks/xtreme_up.toml under the suite's name.
-        from evalgemma.benchmarks.xtreme_up.retrieval import load_xtreme_up_config
+        from evalgemma.catalog.xtreme_up import load_xtreme_up_config
 
         cfg = load_xtreme_up_config()
         if spec.name not in cfg.suites:
             raise ConfigError(f"{path}: kind = 'xtreme-up' needs [suites.{spec.name}] in tasks/xtreme_up.toml (or 'xtreme_task' and 'languages' here)")
         entry = cfg.suites[spec.name]
-        spec = spec.model_copy(update={"xtreme_task": entry.task, "languages": tuple(entry.languages)})
+        spec = spec.model_copy(update={"xtreme_task": entry.task, "languages": tuple(entry.languages), "split": entry.split})
     return spec
 
 

@@ -4,59 +4,70 @@ from __future__ import annotations
 
 from typing import Any
 
-from evalgemma.run.plan import Plan, RunConfig, RunSummary, execute, plan_run
+from evalgemma.run.config import RunConfig
+from evalgemma.run.local import RunSummary, execute
+from evalgemma.run.plan import Plan, plan_run
 
 
 def print_plan(plan: Plan, console: Any) -> None:
-    """Variants × tasks, and what is already stored."""
+    """Variants × tasks: what is to run and what is already stored, in tasks and in cells."""
     from rich.table import Table
 
     table = Table(title=f"plan: {plan.suite_name} · {plan.model.model_id}@{plan.model.revision[:20]}", show_lines=False)
-    table.add_column("variant")
-    table.add_column("key")
-    table.add_column("tasks to run", justify="right")
-    table.add_column("already stored", justify="right")
+    for col, justify in (("variant", "left"), ("key", "left"), ("tasks to run", "right"), ("cells to run", "right"), ("cells stored", "right")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for variant in plan.variants:
         todo = sum(1 for u in plan.units if variant in u.variants)
-        stored = sum(1 for u in plan.units if variant in u.stored)
-        table.add_row(variant.label, variant.key, str(todo), str(stored))
+        cells = sum(len(u.cells_for(variant)) for u in plan.units)
+        selected = sum(len(u.task.selected) for u in plan.units if u.weight == variant.weight)
+        table.add_row(variant.label, variant.key, str(todo), str(cells), str(max(0, selected - cells)))
     console.print(table)
-    console.print(f"{len(plan.variants)} variant(s) × {len(plan.tasks)} task(s) = {plan.n_total} unit(s); {plan.n_missing} to run, {plan.n_total - plan.n_missing} stored")
+    console.print(
+        f"{len(plan.variants)} variant(s) × {len(plan.tasks)} task(s): {plan.n_missing} of {plan.n_total} (variant, task) unit(s) to run, "
+        f"{plan.n_missing_cells} of {plan.n_cells} cell(s)"
+    )
+    for note in plan.warnings:
+        console.print(f"[yellow]note:[/yellow] {note}")
 
 
 def print_summary(plan: Plan, console: Any) -> None:
-    """Main score (×100) of each (variant, task) of the plan, read back from the store."""
+    """Each (variant, task) of the plan read back from the store: its score (×100) when every cell the
+    suite expects is stored, else ``incomplete (k/n cells)``; Mean(Task) over complete tasks only."""
     from rich.table import Table
 
+    from evalgemma.benchmarks.suites import ExpectedTask
     from evalgemma.store.parquet import load_results
+    from evalgemma.views.scores import task_scores
 
-    frame = load_results(plan.config.store, warn=False)
+    frame = load_results(plan.config.runtime.store, warn=False)
     keys = {v.key for v in plan.variants}
-    names = {t.name for t in plan.tasks}
-    frame = frame[frame["variant_key"].isin(keys) & frame["task"].isin(names)]
+    frame = frame[frame["variant_key"].isin(keys)]
+    expected = {t.name: ExpectedTask(t.task_type, t.version, t.cells) for t in plan.tasks}
+    scores = task_scores(frame, plan.suite_name, expected=expected)
+    by = {(k, t): r for k, t, r in zip(scores["variant_key"], scores["task"], scores.to_dict("records"), strict=True)}
     table = Table(title="summary (main score × 100)")
     table.add_column("task")
     table.add_column("type")
-    labels = [v.label for v in plan.variants]
-    for label in labels:
-        table.add_column(label, justify="right")
-    scores = frame.drop_duplicates(["variant", "task"]).set_index(["variant", "task"])["main_score"].to_dict()
-    means: dict[str, list[float]] = {label: [] for label in labels}
-    for t in plan.tasks:
-        cells = []
-        for label in labels:
-            s = scores.get((label, t.name))
-            cells.append("—" if s is None else f"{100 * s:.2f}")
-            if s is not None:
-                means[label].append(s)
-        table.add_row(t.name, t.task_type, *cells)
+    for v in plan.variants:
+        table.add_column(v.label, justify="right")
+    means: dict[str, list[float]] = {v.key: [] for v in plan.variants}
     n = len(plan.tasks)
     if n == 0:
         console.print("no tasks in this plan (an empty shard?)")
         return
-    table.add_row(
-        "Mean(Task)", "", *[(f"{100 * sum(m) / n:.2f}" if len(m) == n else f"incomplete ({len(m)}/{n})") for m in means.values()], style="bold"
-    )
+    for t in plan.tasks:
+        cells = []
+        for v in plan.variants:
+            r = by.get((v.key, t.name))
+            if r is None:
+                cells.append("—")
+            elif r["complete"]:
+                cells.append(f"{100 * r['main_score']:.2f}")
+                means[v.key].append(r["main_score"])
+            else:
+                cells.append(f"incomplete ({r['n_cells']}/{r['n_expected']} cells)")
+        table.add_row(t.name, t.task_type, *cells)
+    table.add_row("Mean(Task)", "", *[(f"{100 * sum(m) / n:.2f}" if len(m) == n else f"incomplete ({len(m)}/{n})") for m in means.values()], style="bold")
     console.print(table)
 
 
@@ -70,10 +81,10 @@ def run_with_console(config: RunConfig) -> RunSummary:
         plan = plan_run(config)
     print_plan(plan, console)
     if plan.n_missing == 0:
-        console.print("[green]nothing to do: every unit is already stored[/green]")
+        console.print("[green]nothing to do: every cell is already stored[/green]")
         print_summary(plan, console)
         return RunSummary("", [], [], plan.n_total, 0.0)
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, disable=not config.show_progress)
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, disable=not config.runtime.show_progress)
 
     with progress:
         bar = progress.add_task("units", total=plan.n_missing)
@@ -86,7 +97,8 @@ def run_with_console(config: RunConfig) -> RunSummary:
             elif kind == "unit-done":
                 progress.advance(bar)
                 rate = f", encoded {data['texts_encoded']} texts at {data['texts_per_s']:.0f}/s" if data.get("texts_per_s") else ""
-                progress.console.print(f"  stored {data['variant']} · {data['task']}: {100 * data['main_score']:.2f} ({data['wall_s']:.1f} s{rate})")
+                score = f"{100 * data['main_score']:.2f}" if data.get("main_score") is not None else f"{data['cells']}/{data['expected_cells']} cells"
+                progress.console.print(f"  stored {data['variant']} · {data['task']}: {score} ({data['wall_s']:.1f} s{rate})")
             elif kind == "unit-retry":
                 progress.console.print(f"  [yellow]retrying[/yellow] {data.get('task')} (attempt {data.get('attempt')} failed: {data.get('error')})")
             elif kind == "unit-failed":
@@ -98,5 +110,5 @@ def run_with_console(config: RunConfig) -> RunSummary:
         finally:
             progress.stop()
             print_summary(plan, console)
-    console.print(f"run {summary.run_id}: {len(summary.written)} unit(s) stored in {config.store} in {summary.wall_s:.1f} s")
+    console.print(f"run {summary.run_id}: {len(summary.written)} unit(s) stored in {config.runtime.store} in {summary.wall_s:.1f} s")
     return summary

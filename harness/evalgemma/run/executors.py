@@ -13,9 +13,9 @@ partition, and the heaviest shard exceeds the lightest by at most one unit's cos
 
 **Ray** (``--executor ray``): each unit is one Ray task (``num_cpus=1``, ``num_gpus`` =
 ``--gpus-per-unit``). A worker re-plans the run from the ``RunConfig`` (pinned to the
-driver's model revision), evaluates its one unit with the ordinary local executor into a
-private temporary store and *returns the rows*; the driver is the only writer of the
-results store. A worker that dies or raises an unexpected error is resubmitted up to
+driver's model revision), evaluates its one unit with the same evaluation loop as the local
+executor and *returns the ``UnitResult``s* with its provenance; the driver is the only writer
+of the results store and persists them exactly as the local executor does. A worker that dies or raises an unexpected error is resubmitted up to
 ``max_retries`` times, each retry reported; evalgemma errors (bad data, bad config) are
 deterministic and are reported at once, without retry.
 
@@ -26,11 +26,8 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import socket
-import tempfile
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -39,13 +36,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from evalgemma.errors import ConfigError
 
 if TYPE_CHECKING:
-    from evalgemma.run.plan import ExecUnit, Plan, PlannedTask, RunConfig, RunSummary
+    from evalgemma.benchmarks.base import BenchTask, UnitResult
+    from evalgemma.run.config import RunConfig
+    from evalgemma.run.local import RunSummary
+    from evalgemma.run.plan import ExecUnit, Plan
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-EXECUTORS = ("local", "ray")
+EXECUTORS: tuple[str, ...] = ("local", "ray")
 
 
 # ---------------------------------------------------------------- shards
@@ -100,7 +100,7 @@ def unit_key(unit: ExecUnit) -> str:
     return f"{unit.weight.key}/{unit.task.name}"
 
 
-def task_cost(task: PlannedTask) -> int:
+def task_cost(task: BenchTask) -> int:
     """Estimated cost of a task: its number of evaluation samples (texts/pairs/queries+documents).
 
     Read from mteb's precomputed ``metadata.descriptive_stats`` (no data is loaded): the sum of
@@ -216,10 +216,10 @@ class UnitRequest:
 
 @dataclass(frozen=True)
 class UnitOutcome:
-    """What a worker sends back: the finished store units' rows and the failed variants."""
+    """What a worker sends back: its results (variant key, result, provenance) and the failed variants."""
 
     key: str
-    units: list[list[dict[str, Any]]]
+    results: list[tuple[str, UnitResult, dict[str, Any]]]
     failures: list[tuple[str, str, str]]  # (variant label, task, error)
     host: str
     pid: int
@@ -234,86 +234,73 @@ def worker_config(config: RunConfig, plan: Plan) -> RunConfig:
     def absolute(path: Path | None) -> Path | None:
         return None if path is None else path.expanduser().resolve()
 
-    suite = config.suite
+    suite = config.selection.suite
     if suite is not None and Path(suite).expanduser().is_file():
         suite = str(Path(suite).expanduser().resolve())
-    model = config.model
+    model = config.variant.model
     if Path(model).expanduser().is_dir():
         model = str(Path(model).expanduser().resolve())
     revision = None if plan.model.is_local else plan.model.revision
-    return replace(
-        config, executor="local", shard=None, ray_address=None, force=True, show_progress=False,
-        suite=suite, model=model, revision=revision, data_dir=absolute(config.data_dir),
-        cache_dir=absolute(config.cache_dir), store=Path("unused-worker-store"),
+    return config.with_(
+        executor="local", shard=None, ray_address=None, force=True, show_progress=False,
+        suite=suite, model=model, revision=revision, data_dir=absolute(config.runtime.data_dir),
+        cache_dir=absolute(config.runtime.cache_dir), store=Path("unused-worker-store"),
     )
 
 
 def run_unit(request: UnitRequest) -> UnitOutcome:
-    """Evaluate one execution unit in this process (what a Ray worker runs).
+    """Evaluate one execution unit in this process (what a Ray worker runs); writes nothing.
 
-    Re-plans from ``request.config``, keeps the one unit and the requested variants, runs the
-    local executor into a private temporary store and returns its rows. Evalgemma errors
+    Re-plans from ``request.config``, keeps the one unit and the requested variants, evaluates
+    them with the local executor's loop and returns the results. Evalgemma errors
     (deterministic: bad data, bad config) come back as failures of every requested variant;
     any other exception propagates so that the driver can retry the unit.
     """
-    import pyarrow.parquet as pq
-
-    from evalgemma.errors import EvalgemmaError, IncompleteRun
-    from evalgemma.run.plan import execute, plan_run
+    from evalgemma.errors import EvalgemmaError
+    from evalgemma.run.local import evaluate_plan
+    from evalgemma.run.plan import plan_run
 
     started = time.perf_counter()
-    tmp = Path(tempfile.mkdtemp(prefix="evalgemma-unit-"))
     failures: list[tuple[str, str, str]] = []
+    results: list[tuple[str, UnitResult, dict[str, Any]]] = []
     labels: dict[str, str] = {}
     device = ""
-
-    def on_event(kind: str, data: dict[str, Any]) -> None:
-        if kind == "unit-failed":
-            failures.append((data["variant"], data["task"], data["error"]))
-
     try:
-        try:
-            plan = plan_run(replace(request.config, store=tmp / "store"))
-            matches = [u for u in plan.units if unit_key(u) == request.key]
-            if not matches:
-                raise ConfigError(f"worker on {socket.gethostname()}: unit {request.key} is not in the plan it computed (is the same evalgemma and suite installed on every node?)")
-            unit = matches[0]
-            by_key = {v.key: v for v in unit.variants}
-            absent = [k for k in request.variant_keys if k not in by_key]
-            if absent:
-                raise ConfigError(
-                    f"worker on {socket.gethostname()}: variants {absent} of unit {request.key} are not in the plan it computed "
-                    "(do all nodes have the same model files and evalgemma version?)"
-                )
-            labels = {k: by_key[k].label for k in request.variant_keys}
-            unit = replace(unit, variants=[by_key[k] for k in request.variant_keys], stored=[])
-            sub = restrict_plan(plan, [unit])
-            try:
-                execute(sub, on_event=on_event)
-            except IncompleteRun:
-                pass  # the failed variants were recorded by on_event; the others are in tmp
-        except EvalgemmaError as exc:
-            names = labels or {k: k for k in request.variant_keys}
-            done = {f[0] for f in failures}
-            failures.extend((label, request.task, f"{type(exc).__name__}: {exc}") for label in names.values() if label not in done)
-        rows = [pq.read_table(path).to_pylist() for path in sorted((tmp / "store").rglob("*.parquet")) if not path.name.startswith(".")]
-        if rows:
-            device = str(rows[0][0].get("device", ""))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return UnitOutcome(request.key, rows, failures, socket.gethostname(), os.getpid(), time.perf_counter() - started, device)
+        plan = plan_run(request.config)
+        matches = [u for u in plan.units if unit_key(u) == request.key]
+        if not matches:
+            raise ConfigError(f"worker on {socket.gethostname()}: unit {request.key} is not in the plan it computed (is the same evalgemma and suite installed on every node?)")
+        unit = matches[0]
+        by_key = {v.key: v for v in unit.variants}
+        absent = [k for k in request.variant_keys if k not in by_key]
+        if absent:
+            raise ConfigError(
+                f"worker on {socket.gethostname()}: variants {absent} of unit {request.key} are not in the plan it computed "
+                "(do all nodes have the same model files and evalgemma version?)"
+            )
+        labels = {k: by_key[k].label for k in request.variant_keys}
+        unit = replace(unit, variants=[by_key[k] for k in request.variant_keys], stored=[])
+        for item in evaluate_plan(restrict_plan(plan, [unit]), "worker", lambda kind, data: None, failures, {}):
+            results.append((item.variant.key, item.result, item.provenance))
+            device = str(item.provenance.get("device", ""))
+    except EvalgemmaError as exc:
+        names = labels or {k: k for k in request.variant_keys}
+        done = {f[0] for f in failures} | {labels.get(k, k) for k, _, _ in results}
+        failures.extend((label, request.task, f"{type(exc).__name__}: {exc}") for label in names.values() if label not in done)
+    return UnitOutcome(request.key, results, failures, socket.gethostname(), os.getpid(), time.perf_counter() - started, device)
 
 
 def _resolve_gpus(config: RunConfig, resources: dict[str, float]) -> float:
     available = float(resources.get("GPU", 0.0))
-    gpus = config.gpus_per_unit
+    gpus = config.executor.gpus_per_unit
+    device = config.runtime.device
     if gpus is None:
-        if config.device.startswith("cuda") and available < 1:
-            raise ConfigError(f"--device {config.device} with --executor ray: the Ray cluster has no GPUs (use --device cpu, or --ray-address of a GPU cluster)")
-        return 1.0 if available >= 1 and config.device != "cpu" else 0.0
+        if device.startswith("cuda") and available < 1:
+            raise ConfigError(f"--device {device} with --executor ray: the Ray cluster has no GPUs (use --device cpu, or --ray-address of a GPU cluster)")
+        return 1.0 if available >= 1 and device != "cpu" else 0.0
     if gpus < 0:
         raise ConfigError(f"--gpus-per-unit {gpus}: must be 0 or more")
-    if gpus > 0 and config.device == "cpu":
+    if gpus > 0 and device == "cpu":
         raise ConfigError(f"--gpus-per-unit {gpus} with --device cpu: use --gpus-per-unit 0 for CPU workers")
     if gpus > available:
         raise ConfigError(
@@ -346,8 +333,9 @@ def execute_ray(
         IncompleteRun: some units failed after their retries; every other unit is stored.
     """
     from evalgemma.errors import IncompleteRun
-    from evalgemma.run.plan import RunSummary
-    from evalgemma.store.parquet import ensure_writable, write_unit
+    from evalgemma.run.local import RunSummary, new_run_id
+    from evalgemma.run.persist import unit_rows, write_result
+    from evalgemma.store.parquet import ensure_writable
 
     try:
         import ray
@@ -356,22 +344,23 @@ def execute_ray(
         raise ConfigError("--executor ray: Ray is not installed (pip install 'evalgemma[ray]')") from exc
 
     config = plan.config
+    xopts = config.executor
     emit = on_event or (lambda kind, data: None)
-    run_id = (config.run_name + "-" if config.run_name else "") + uuid.uuid4().hex[:12]
+    run_id = new_run_id(config.runtime.run_name)
     started = time.perf_counter()
     skipped = sum(len(u.stored) for u in plan.units)
     todo = [u for u in plan.units if u.variants]
     if not todo:
         return RunSummary(run_id, [], [], skipped, 0.0)
-    if config.max_retries < 0:
-        raise ConfigError(f"--max-retries {config.max_retries}: must be 0 or more")
-    ensure_writable(config.store)
+    if xopts.max_retries < 0:
+        raise ConfigError(f"--max-retries {xopts.max_retries}: must be 0 or more")
+    ensure_writable(config.runtime.store)
     owns_ray = False
     if not ray.is_initialized():
         try:
-            ray.init(address=config.ray_address, log_to_driver=False, logging_level=logging.WARNING)
+            ray.init(address=xopts.ray_address, log_to_driver=False, logging_level=logging.WARNING)
         except (ConnectionError, ValueError, RuntimeError) as exc:
-            where = config.ray_address or os.environ.get("RAY_ADDRESS") or "a new local cluster"
+            where = xopts.ray_address or os.environ.get("RAY_ADDRESS") or "a new local cluster"
             raise ConfigError(f"--ray-address {where}: cannot connect to Ray ({exc})") from exc
         owns_ray = True
     pending: dict[Any, tuple[UnitRequest, int]] = {}
@@ -398,9 +387,9 @@ def execute_ray(
                 outcome = ray.get(ref)
             except RayError as exc:
                 reason = _short_error(exc)
-                if attempt <= config.max_retries:
+                if attempt <= xopts.max_retries:
                     retries.append((request.key, attempt, reason))
-                    log.warning("unit %s: attempt %d failed (%s); retrying (%d of %d)", request.key, attempt, reason, attempt, config.max_retries)
+                    log.warning("unit %s: attempt %d failed (%s); retrying (%d of %d)", request.key, attempt, reason, attempt, xopts.max_retries)
                     emit("unit-retry", {"task": unit.task.name, "weight": unit.weight, "attempt": attempt, "error": reason})
                     submit(request, attempt + 1)
                     continue
@@ -409,13 +398,15 @@ def execute_ray(
                     failures.append((variant.label, unit.task.name, error))
                     emit("unit-failed", {"variant": variant.label, "task": unit.task.name, "error": error})
                 continue
-            for rows in outcome.units:
-                stamped = [{**r, "run_id": run_id, "suite": plan.suite_name} for r in rows]
-                path = write_unit(config.store, stamped)
+            variants = {v.key: v for v in unit.variants}
+            for variant_key, result, provenance in outcome.results:
+                rows = unit_rows(result, variants[variant_key], unit.task, {**provenance, "run_id": run_id, "suite": plan.suite_name})
+                path = write_result(config.runtime.store, rows)
                 written.append(path)
                 emit("unit-done", {
-                    "variant": stamped[0]["variant"], "task": stamped[0]["task"], "main_score": stamped[0]["main_score"],
-                    "wall_s": float(stamped[0].get("wall_s") or 0.0), "path": path, "host": outcome.host, "attempt": attempt,
+                    "variant": variants[variant_key].label, "task": result.task, "main_score": result.main_score,
+                    "cells": len(result.cells), "expected_cells": len(unit.task.cells),
+                    "wall_s": result.wall_s, "path": path, "host": outcome.host, "attempt": attempt,
                 })
             for label, task, error in outcome.failures:
                 failures.append((label, task, error))

@@ -1,8 +1,9 @@
 """The Parquet results store: atomic append of finished units, integrity-checked reads.
 
-Layout: ``<store>/<variant_key>/<task>/<unit_id>.parquet``, one file per finished
-(variant, task) unit. The store only grows: nothing here deletes or rewrites a file.
-Readers take the newest finished run per unit by the recorded ``finished_at`` (never mtime).
+Layout: ``<store>/<variant_key>/<task>/<unit_id>.parquet``, one file per finished unit (some or
+all cells of one (variant, task)). The store only grows: nothing here deletes or rewrites a file.
+Readers take, for every *cell* (variant, task, task version, split, subset), the rows of its newest
+finished run by the recorded ``finished_at`` (never mtime).
 
 Files that cannot be read (truncated, foreign, future schema version) are *skipped and
 reported* with their path (``StoreProblem``); they are never deleted or moved.
@@ -14,19 +15,23 @@ import os
 import re
 import tempfile
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evalgemma.errors import StoreError
-from evalgemma.store.schema import COLUMN_NAMES, SCHEMA_VERSION, arrow_schema, complete_row
+from evalgemma.io import TMP_PREFIX, atomic_write
+from evalgemma.store.schema import COLUMN_NAMES, READABLE_VERSIONS, SCHEMA_VERSION, arrow_schema, complete_row, upgrade_v1, v1_arrow_schema
 
 if TYPE_CHECKING:
     import pandas as pd
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
-TMP_PREFIX = ".tmp-"
+
+#: The columns that identify a cell (with ``variant_key``); ``newest_runs`` keeps one run per cell.
+CELL_COLUMNS: tuple[str, ...] = ("variant_key", "task", "task_version", "split", "hf_subset")
+
+__all__ = ["CELL_COLUMNS", "TMP_PREFIX", "StoreProblem", "ensure_writable", "load_results", "newest_runs", "read_file", "scan_store", "stored_cells", "write_unit"]
 
 
 def safe_component(name: str) -> str:
@@ -77,19 +82,6 @@ def new_unit_id(task: str, finished_at: str) -> str:
     return f"{safe_component(task)}-{stamp}-{uuid.uuid4().hex[:12]}"
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def write_unit(store: Path, rows: list[dict[str, Any]]) -> Path:
     """Write one finished unit atomically (temp file in the same folder, fsync, rename).
 
@@ -120,22 +112,7 @@ def write_unit(store: Path, rows: list[dict[str, Any]]) -> Path:
     table = pa.Table.from_pylist(full, schema=arrow_schema())
     target = unit_path(store, variant_key, task, unit_id)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".parquet", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                pq.write_table(table, fh)
-                fh.flush()
-                os.fchmod(fh.fileno(), 0o644)  # mkstemp makes 0600; a store is shared read-only
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-        _fsync_dir(target.parent)
+        atomic_write(target, lambda fh: pq.write_table(table, fh))
     except OSError as exc:
         raise StoreError(f"{target}: cannot write unit ({exc.strerror or exc}); earlier units are intact") from exc
     return target
@@ -178,15 +155,19 @@ def read_file(path: Path) -> pd.DataFrame:
     versions = set(table.column("schema_version").to_pylist())
     if any(v is None or v > SCHEMA_VERSION for v in versions):
         raise StoreError(f"{path}: schema_version {sorted(v for v in versions if v is not None)} is newer than this evalgemma ({SCHEMA_VERSION}); upgrade evalgemma")
-    missing = set(COLUMN_NAMES) - names
+    if len(versions) != 1 or next(iter(versions)) not in READABLE_VERSIONS:
+        raise StoreError(f"{path}: schema_version {sorted(versions)}: one of {list(READABLE_VERSIONS)} expected per file")
+    version = next(iter(versions))
+    expected = arrow_schema() if version == SCHEMA_VERSION else v1_arrow_schema()
+    missing = set(expected.names) - names
     if missing:
         raise StoreError(f"{path}: not an evalgemma store file (missing columns {sorted(missing)[:5]})")
     # Column types must match the schema, or one odd file turns e.g. ``value`` into strings for all.
-    expected = arrow_schema()
     wrong = [f"{f.name} is {table.schema.field(f.name).type}, expected {f.type}" for f in expected if table.schema.field(f.name).type != f.type]
     if wrong:
         raise StoreError(f"{path}: not an evalgemma store file (column types differ: {'; '.join(wrong[:3])})")
-    return table.select(list(COLUMN_NAMES)).to_pandas()
+    frame = table.select(list(expected.names)).to_pandas()
+    return frame if version == SCHEMA_VERSION else upgrade_v1(frame)
 
 
 def scan_store(store: Path | str) -> tuple[pd.DataFrame, list[StoreProblem]]:
@@ -215,22 +196,31 @@ def _empty_frame() -> pd.DataFrame:
 
 
 def newest_runs(frame: pd.DataFrame) -> pd.DataFrame:
-    """Keep, for each (variant_key, task) unit, the rows of its newest finished run."""
+    """Keep, for each cell (variant, task, task version, split, subset), the rows of its newest finished run.
+
+    Runs are ordered by the recorded ``finished_at`` (then ``unit_id``), never by file time. A cell
+    evaluated again (``--force``, or a task whose evaluation order matters re-run whole) is taken
+    from the newest unit that holds it; other cells of older units stay.
+    """
     if frame.empty:
         return frame
-    last = (
-        frame[["variant_key", "task", "finished_at", "unit_id"]]
-        .drop_duplicates()
-        .sort_values(["finished_at", "unit_id"])
-        .groupby(["variant_key", "task"], sort=False)
-        .tail(1)
-    )
-    keep = set(last["unit_id"])
-    return frame[frame["unit_id"].isin(keep)].reset_index(drop=True)
+    cells = frame[[*CELL_COLUMNS, "finished_at", "unit_id"]].drop_duplicates()
+    last = cells.sort_values(["finished_at", "unit_id"]).groupby(list(CELL_COLUMNS), sort=False).tail(1)
+    keep = frame[[*CELL_COLUMNS, "unit_id"]].merge(last[[*CELL_COLUMNS, "unit_id"]], how="left", on=list(CELL_COLUMNS), suffixes=("", "_newest"))
+    mask = (keep["unit_id"] == keep["unit_id_newest"]).to_numpy()
+    return frame[mask].reset_index(drop=True)
+
+
+def stored_cells(frame: pd.DataFrame) -> set[tuple[str, str, str, str, str]]:
+    """The cells (variant_key, task, task_version, split, hf_subset) that have a finished run in ``frame``."""
+    if frame.empty:
+        return set()
+    cols = [frame[c].astype(str) for c in CELL_COLUMNS]
+    return set(zip(*cols, strict=True))
 
 
 def load_results(store: Path | str = "results/store", *, all_runs: bool = False, warn: bool = True) -> pd.DataFrame:
-    """Load the store as a tidy DataFrame: the newest finished run of each (variant, task).
+    """Load the store as a tidy DataFrame: the newest finished run of each cell.
 
     Columns include at least ``model, revision, variant, variant_key, dim, dtype, task,
     task_type, hf_subset, split, metric, value, is_main, main_score, run_id`` (see
@@ -248,14 +238,3 @@ def load_results(store: Path | str = "results/store", *, all_runs: bool = False,
         for p in problems:
             warnings.warn(f"skipped store file: {p.reason}", UserWarning, stacklevel=2)
     return frame if all_runs else newest_runs(frame)
-
-
-def completed_units(store: Path) -> set[tuple[str, str]]:
-    """The (variant_key, task) units that have at least one finished run in the store."""
-    frame, _ = scan_store(store)
-    return set(zip(frame["variant_key"], frame["task"], strict=True))
-
-
-def stored_keys(rows: Iterable[dict[str, Any]]) -> set[tuple[str, str]]:
-    """The (variant_key, task) pairs of some rows."""
-    return {(r["variant_key"], r["task"]) for r in rows}

@@ -1,14 +1,24 @@
-"""Parquet columns of the results store, ``SCHEMA_VERSION`` and upgrades of older versions.
+"""Parquet columns of the results store, ``SCHEMA_VERSION`` and the upgrade of older versions.
 
-One row per (unit, hf_subset, split, metric). A *unit* is one (variant, task) evaluation;
-all its rows are written together in one Parquet file. Values are float64 and never rounded.
+One row per (cell, metric). A *cell* is (variant, task, task version, split, subset): the unit of
+resume and of identity. A *unit* is one evaluation of some cells of one (variant, task); all its
+rows are written together in one Parquet file. Values are float64 and never rounded.
+
+Version 2 (this code writes it): adds ``backend``, ``artifact_sha256``, ``suite_cells_n`` and
+``suite_cells_sha256``; ``task_version`` is always set (mteb: the dataset revision the task pins;
+smoke: the sha256 of its files; XTREME-UP: data version and index sha256); ``main_score`` is the
+task's score only when the unit evaluated every cell the run's suite expects for the task, else NaN.
+Version 1 files are read as they are and upgraded in memory by :func:`upgrade_v1` (never rewritten).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+#: Versions this code reads (older ones are upgraded in memory).
+READABLE_VERSIONS = (1, 2)
 
 #: (column, pyarrow type name). Order is the on-disk order.
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -37,6 +47,8 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("embed_dtype", "string"),
     ("calibration", "string"),  # JSON describing the calibration set of int8/uint8 ranges
     ("weight_bytes", "int64"),
+    ("backend", "string"),  # the runtime that computed the vectors: "torch" (v1 files: torch)
+    ("artifact_sha256", "string"),  # sha256 of the deployed artifact (.onnx/.gguf) when the backend is not torch
     ("embedding_bytes", "int64"),
     # task
     ("suite", "string"),
@@ -51,7 +63,9 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("metric", "string"),
     ("value", "double"),
     ("is_main", "bool"),
-    ("main_score", "double"),  # the task's aggregated main score (flat mean over cells), 0-1
+    ("main_score", "double"),  # the task's score (mteb's flat mean over its cells) if this unit holds them all, else NaN
+    ("suite_cells_n", "int64"),  # cells the run's suite expects for this task (0: unknown, v1)
+    ("suite_cells_sha256", "string"),  # sha256 of that sorted cell list
     ("n_samples", "int64"),
     ("wall_s", "double"),
     # provenance
@@ -71,12 +85,6 @@ COLUMN_NAMES: tuple[str, ...] = tuple(name for name, _ in COLUMNS)
 #: Columns that every row must set (the others default to "" / 0 / NaN).
 REQUIRED: frozenset[str] = frozenset(
     {"run_id", "model", "variant_key", "variant", "dim", "task", "hf_subset", "split", "metric", "value", "is_main"}
-)
-
-#: Public, stable columns of ``load_results``.
-PUBLIC_COLUMNS: tuple[str, ...] = (
-    "model", "revision", "variant", "variant_key", "dim", "dtype", "task", "task_type",
-    "hf_subset", "split", "metric", "value", "is_main", "main_score", "run_id",
 )
 
 _DEFAULTS: dict[str, Any] = {"string": "", "int32": 0, "int64": 0, "double": float("nan"), "bool": False}
@@ -107,11 +115,29 @@ def complete_row(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def upgrade(table_version: int) -> None:
-    """Check that a file's schema version is readable.
+#: Columns version 2 added, with the value a version-1 row implies.
+V2_ADDED: dict[str, Any] = {"backend": "torch", "artifact_sha256": "", "suite_cells_n": 0, "suite_cells_sha256": ""}
 
-    Version 1 is the first version, so there is nothing to upgrade yet; a newer
-    version than this code knows is rejected by the caller.
+
+def v1_arrow_schema() -> Any:
+    """The schema of a version-1 file (the v2 columns without those v2 added)."""
+    import pyarrow as pa
+
+    schema = arrow_schema()
+    return pa.schema([f for f in schema if f.name not in V2_ADDED])
+
+
+def upgrade_v1(frame: Any) -> Any:
+    """A version-1 frame as version-2 rows, in memory (the file is never rewritten).
+
+    v1 stored an empty ``task_version``: the cell identity of a v1 MTEB or smoke row is its dataset
+    revision (``data_revision``), which is exactly what v2 records. v1's ``main_score`` was the mean
+    over the cells of its unit, even when those were a subset of the task: it is kept as it was
+    stored, and views never read it (task scores are computed from cells).
     """
-    if table_version > SCHEMA_VERSION:
-        raise ValueError(f"schema_version {table_version} is newer than this evalgemma ({SCHEMA_VERSION}); upgrade evalgemma")
+    out = frame.copy()
+    for name, value in V2_ADDED.items():
+        out[name] = value
+    empty = out["task_version"].fillna("") == ""
+    out.loc[empty, "task_version"] = out.loc[empty, "data_revision"]
+    return out[list(COLUMN_NAMES)]

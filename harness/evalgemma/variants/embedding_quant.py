@@ -35,9 +35,10 @@ from typing import Literal, cast
 import numpy as np
 
 from evalgemma.errors import ConfigError, unknown_name
+from evalgemma.variants.spec import EmbedDtype
 
 EmbedPrecision = Literal["float32", "int8", "uint8", "binary", "ubinary"]
-EMBED_PRECISIONS: tuple[str, ...] = ("float32", "int8", "uint8", "binary", "ubinary")
+EMBED_PRECISIONS: tuple[str, ...] = EmbedDtype.values()
 
 _VIEW_DTYPE: dict[str, type[np.generic]] = {
     "float32": np.float32,

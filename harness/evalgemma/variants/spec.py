@@ -13,14 +13,48 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Literal
+from typing import Any
+
+from evalgemma.errors import Choice
 
 KEY_VERSION = "v1"
 
-Dtype = Literal["float32", "bfloat16", "float16"]
-Quant = Literal["none", "q8_0", "q4_0", "mixed"]
-QuantSource = Literal["none", "qat", "ptq"]
-EmbedDtype = Literal["float32", "int8", "uint8", "binary", "ubinary"]
+
+
+class Dtype(Choice):
+    """Model dtype."""
+
+    FLOAT32 = "float32"
+    BFLOAT16 = "bfloat16"
+    FLOAT16 = "float16"  # accepted for non-Gemma models; refused for Gemma 3 (activations overflow)
+
+
+class Quant(Choice):
+    """Weight quantization format."""
+
+    NONE = "none"
+    Q8_0 = "q8_0"
+    Q4_0 = "q4_0"
+    MIXED = "mixed"
+
+
+class QuantSource(Choice):
+    """Weight quantization source."""
+
+    NONE = "none"
+    QAT = "qat"
+    PTQ = "ptq"
+
+
+class EmbedDtype(Choice):
+    """Embedding dtype."""
+
+    FLOAT32 = "float32"
+    INT8 = "int8"
+    UINT8 = "uint8"
+    BINARY = "binary"
+    UBINARY = "ubinary"
+
 
 #: Every field is identity or runtime; tests fail on an unclassified field.
 WEIGHT_IDENTITY_FIELDS = ("model", "revision", "dtype", "max_seq_length", "quant", "quant_source", "quant_checkpoint")

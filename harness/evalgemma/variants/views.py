@@ -6,7 +6,14 @@ differs only in ``dim`` (or embedding dtype) never re-encodes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from evalgemma.variants.embedding_quant import Calibration
+    from evalgemma.variants.spec import VariantSpec
 
 #: Norms are clipped below at this value before dividing (XTREME-UP's official rule too).
 NORM_EPS = 1e-9
@@ -35,3 +42,43 @@ def truncate(vectors: np.ndarray, dim: int) -> np.ndarray:
     if not 1 <= dim <= v.shape[1]:
         raise ValueError(f"dim {dim} is outside 1..{v.shape[1]}")
     return l2_normalize(v[:, :dim])
+
+
+View = Callable[[np.ndarray], np.ndarray]
+
+
+def make_view(variant: VariantSpec, full_dim: int, calibration_vectors: np.ndarray | None) -> tuple[View, str]:
+    """The derived view of a variant (truncate + re-normalise, then embedding quantization) and its similarity.
+
+    Returns:
+        ``(view, similarity)``: ``view`` maps full float32 vectors to what the variant scores;
+        ``similarity`` is ``"cosine"``, or ``"hamming"`` for binary views, which are returned as
+        ±1 codes on which cosine is ``1 - 2·hamming/dim`` (so every evaluator ranks by Hamming distance).
+    """
+    from evalgemma.variants.embedding_quant import as_pm1, quantize_embeddings_view
+
+    dim = variant.dim
+    kind = variant.embed_dtype
+    if kind == "float32":
+        if dim == full_dim:
+            return l2_normalize, "cosine"
+        return (lambda v: truncate(v, dim)), "cosine"
+    if kind in ("binary", "ubinary"):
+        return (lambda v: as_pm1(quantize_embeddings_view(truncate(v, dim), kind, None), kind)), "hamming"
+    calibration = view_calibration(variant, calibration_vectors)
+
+    def view(v: np.ndarray) -> np.ndarray:
+        return quantize_embeddings_view(truncate(v, dim), kind, calibration)
+
+    return view, "cosine"
+
+
+def view_calibration(variant: VariantSpec, calibration_vectors: np.ndarray | None) -> Calibration | None:
+    """int8/uint8 ranges of a variant: its own truncated view of the calibration vectors (else None)."""
+    if variant.embed_dtype not in ("int8", "uint8"):
+        return None
+    from evalgemma.variants.embedding_quant import calibration_from
+
+    if calibration_vectors is None:
+        raise ValueError(f"{variant.label}: int8/uint8 views need calibration vectors")
+    return calibration_from(truncate(calibration_vectors, variant.dim), variant.calibration)

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple, cast
 from pydantic import BaseModel, ConfigDict, Field
 
 from evalgemma.catalog import TASKS_DIR
+from evalgemma.variants.spec import Quant
 from evalgemma.errors import ConfigError, DataError, unknown_name
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ QuantScheme = Literal["q8_0", "q4_0", "mixed"]
 QuantSource = Literal["qat", "ptq"]
 TensorCategory = Literal["embedding", "attention", "feed_forward", "projection"]
 
-QUANT_SCHEMES: tuple[str, ...] = ("q8_0", "q4_0", "mixed")
+QUANT_SCHEMES: tuple[str, ...] = tuple(q for q in Quant.values() if q != "none")
 QUANT_SOURCES: tuple[str, ...] = ("qat", "ptq")
 
 #: Weights per GGML block (``QK8_0`` = ``QK4_0`` = 32 in ``ggml-common.h``).

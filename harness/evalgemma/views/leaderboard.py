@@ -47,35 +47,38 @@ def _with_defaults(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def task_scores(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per (variant_key, suite, task): the task score and its recomputation.
+def task_scores(frame: pd.DataFrame, suite: str | None = None) -> pd.DataFrame:
+    """Task scores from cells (see ``evalgemma.views.scores.task_scores``), for one suite or every
+    suite named in ``frame``'s ``suite`` column."""
+    import pandas as pd
 
-    Returns:
-        Columns ``model, variant, variant_key, dim, quant, kind, suite, task, task_type,
-        main_score, recomputed, n_cells``. ``recomputed`` is the mean of ``value`` over the
-        task's ``is_main`` rows, one per (split, hf_subset) cell.
-    """
+    from evalgemma.views.scores import SCORE_COLUMNS
+    from evalgemma.views.scores import task_scores as scores_for
+
+    frame = _with_defaults(frame)
+    suites = [suite] if suite is not None else sorted(s for s in frame["suite"].dropna().unique() if s)
+    parts = [scores_for(frame, s) for s in suites]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(SCORE_COLUMNS))
+
+
+def recomputed_mismatches(frame: pd.DataFrame, tol: float = 1e-12) -> pd.DataFrame:
+    """Units whose stored ``main_score`` (set only when the unit holds every cell of its task in its
+    suite) differs from the task score computed from those cells."""
     import pandas as pd
 
     frame = _with_defaults(frame)
-    cols = [*_LEAD_COLUMNS, "suite", "task", "task_type", "main_score", "recomputed", "n_cells"]
-    if frame.empty:
-        return pd.DataFrame(columns=cols)
-    main = frame[frame["is_main"].astype(bool)]
-    main = main.drop_duplicates(["variant_key", "suite", "task", "split", "hf_subset"], keep="last")
-    keys = ["variant_key", "suite", "task"]
-    grouped = main.groupby(keys, sort=False)
-    first = grouped[[c for c in (*_LEAD_COLUMNS, "task_type", "main_score") if c != "variant_key"]].first()
-    first["recomputed"] = grouped["value"].mean()
-    first["n_cells"] = grouped.size()
-    return first.reset_index()[cols]
-
-
-def recomputed_mismatches(frame: pd.DataFrame, tol: float = 1e-9) -> pd.DataFrame:
-    """Tasks whose stored ``main_score`` differs from the mean of their ``is_main`` cell values."""
-    ts = task_scores(frame)
-    bad = (ts["main_score"] - ts["recomputed"]).abs() > tol
-    return ts[bad].reset_index(drop=True)
+    stored = frame[frame["main_score"].notna() & frame["is_main"].astype(bool)]
+    if stored.empty:
+        return pd.DataFrame(columns=["variant_key", "suite", "task", "main_score", "recomputed"])
+    out = []
+    for (vkey, suite, unit), g in stored.groupby(["variant_key", "suite", "unit_id"] if "unit_id" in stored.columns else ["variant_key", "suite", "task"], sort=False):
+        ts = task_scores(g, str(suite))
+        if ts.empty:
+            continue
+        rec = float(ts["main_score"].iloc[0])
+        if not abs(rec - float(g["main_score"].iloc[0])) <= tol:
+            out.append({"variant_key": vkey, "suite": suite, "task": g["task"].iloc[0], "main_score": float(g["main_score"].iloc[0]), "recomputed": rec})
+    return pd.DataFrame(out, columns=["variant_key", "suite", "task", "main_score", "recomputed"])
 
 
 # ---------------------------------------------------------------- expected tasks
@@ -291,17 +294,17 @@ def _sort(rows: list[Row]) -> tuple[Row, ...]:
 
 
 def _suite_frame(frame: pd.DataFrame | None, reference: Reference | None, suite: str) -> pd.DataFrame:
+    """Store rows (every suite: a cell counts for each suite that expects it) and the suite's reference rows."""
     import pandas as pd
 
     parts = []
     if frame is not None and not frame.empty:
         parts.append(_with_defaults(frame))
     if reference is not None and not reference.rows.empty:
-        parts.append(reference.rows)
+        parts.append(reference.rows[reference.rows["suite"] == suite])
     if not parts:
         return _with_defaults(pd.DataFrame(columns=["variant_key", "variant", "suite", "task", "task_type", "hf_subset", "split", "metric", "value", "is_main", "main_score"]))
-    both = pd.concat(parts, ignore_index=True)
-    return both[both["suite"] == suite]
+    return pd.concat(parts, ignore_index=True)
 
 
 def suites_in(frame: pd.DataFrame) -> tuple[str, ...]:
@@ -336,9 +339,9 @@ def build_leaderboard(
         DataError: no rows for the suite, or no task shared by all variants with ``shared_tasks``.
     """
     rows_frame = _suite_frame(frame, reference, suite)
-    ts = task_scores(rows_frame)
+    ts = task_scores(rows_frame, suite)
     if expected is None:
-        expected = expected_tasks(suite, rows_frame)
+        expected = expected_tasks(suite, rows_frame[rows_frame["suite"] == suite])
     else:
         expected = dict(expected)
     for t, tt in zip(ts["task"], ts["task_type"], strict=True):
@@ -373,8 +376,15 @@ def build_leaderboard(
     type_tasks = {tt: [t for t in compared if expected[t] == tt] for tt in types}
     out: list[Row] = []
     for key, g in by_variant.items():
-        scores = dict(zip(g["task"], g["main_score"], strict=True))
+        scores = {t: v for t, v, ok in zip(g["task"], g["main_score"], g["complete"], strict=True) if ok}
         have = [t for t in compared if t in scores]
+        label = str(g["variant"].iloc[0])
+        partial = [f"{t} ({c}/{n} cells)" for t, c, n, ok in zip(g["task"], g["n_cells"], g["n_expected"], g["complete"], strict=True) if not ok and t in compared]
+        absent = [t for t in compared if t not in set(g["task"])]
+        if partial:
+            notes.append(f"{label}: incomplete task(s) {', '.join(partial[:6])}{' …' if len(partial) > 6 else ''}")
+        if absent and len(absent) < len(compared):
+            notes.append(f"{label}: missing task(s) {', '.join(absent[:6])}{f' … ({len(absent)} in all)' if len(absent) > 6 else ''}")
         complete = len(have) == len(compared)
         cols: dict[str, Cell] = {}
         for tt, tasks in type_tasks.items():
@@ -445,7 +455,7 @@ def build_subset_table(
     Raises:
         DataError: no rows of ``metric`` for the suite.
     """
-    rows_frame = _suite_frame(frame, reference, suite)
+    rows_frame = _subset_rows(_suite_frame(frame, reference, suite), suite)
     rows_frame = rows_frame[(rows_frame["metric"] == metric) & (rows_frame["hf_subset"].fillna("") != "")]
     if rows_frame.empty:
         raise DataError(f"suite {suite!r}: no per-language {metric} rows (no store rows and no reference rows for it)")
@@ -453,6 +463,9 @@ def build_subset_table(
     notes = []
     out = []
     for key, g in rows_frame.groupby("variant_key", sort=False):
+        if "task_version" in g.columns and "finished_at" in g.columns and (g["kind"] == "run").all():
+            g = g.sort_values("finished_at")
+            g = g[g["task_version"] == g["task_version"].iloc[-1]]  # one data version: the newest run's
         g = g.drop_duplicates(["task", "split", "hf_subset"], keep="last")
         vals = dict(zip(g["hf_subset"], g["value"], strict=False))
         if g["task"].nunique() > 1:
@@ -468,6 +481,19 @@ def build_subset_table(
     if baseline is not None:
         notes.append(f"Δ = row − baseline {baseline!r} (×100)")
     return Leaderboard(suite, "subsets", langs, langs, langs, rows, baseline, False, tuple(notes))
+
+
+def _subset_rows(rows: pd.DataFrame, suite: str) -> pd.DataFrame:
+    """Store rows of the suite's task and split (from any suite's runs: languages are shared cells), and its reference rows."""
+    from evalgemma.benchmarks.suites import expected_cells
+
+    expected = expected_cells(suite)
+    run = rows["kind"] == "run"
+    if expected is None:
+        return rows[(~run) | (rows["suite"] == suite)]
+    splits = {c.split for e in expected.values() for c in e.cells}
+    mine = run & rows["task"].isin(list(expected)) & rows["split"].isin(list(splits))
+    return rows[(~run) | mine]
 
 
 def is_subset_suite(suite: str, frame: pd.DataFrame | None = None) -> bool:

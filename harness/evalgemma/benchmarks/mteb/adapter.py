@@ -129,23 +129,20 @@ def named_tasks(names: Iterable[str]) -> list[Any]:
     return out
 
 
-def restrict_languages(task: Any, langs: list[str]) -> Any | None:
-    """Keep only subsets whose name or ISO 639-3 languages match ``langs``; None if nothing is left."""
-    subsets = list(getattr(task, "hf_subsets", None) or [])
-    if not subsets:
-        return task
-    eval_langs = task.metadata.eval_langs
-    keep = []
+def matching_subsets(task: Any, langs: list[str]) -> list[str]:
+    """The task's subsets whose name or ISO 639-3 languages match ``langs``, in the task's order.
+
+    A task without subsets (one ``default``) matches when any of its languages does.
+    """
     wanted = set(langs)
+    eval_langs = task.metadata.eval_langs
+    subsets = list(getattr(task, "hf_subsets", None) or ["default"])
+    keep = []
     for subset in subsets:
         codes = eval_langs.get(subset, []) if isinstance(eval_langs, dict) else eval_langs
-        iso = {c.split("-")[0] for c in codes}
-        if subset in wanted or iso & wanted:
+        if subset in wanted or {c.split("-")[0] for c in codes} & wanted:
             keep.append(subset)
-    if not keep:
-        return None
-    task.hf_subsets = keep
-    return task
+    return keep
 
 
 SNAPSHOT_MARKER = ".evalgemma-snapshot.json"
@@ -260,9 +257,12 @@ def _flatten(prefix: str, value: Any, out: dict[str, float]) -> None:
             _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
 
 
-def task_result_rows(task: Any, result: Any) -> tuple[list[dict[str, Any]], float]:
-    """Tidy rows (hf_subset, split, languages, metric, value, is_main) of an mteb TaskResult,
-    and the task's aggregated main score (mteb's ``get_score``: flat mean over cells).
+def task_result_rows(task: Any, result: Any) -> list[dict[str, Any]]:
+    """Tidy rows (hf_subset, split, languages, metric, value, is_main) of an mteb TaskResult, one
+    group per evaluated cell (split, hf_subset), every metric mteb reports flattened to a name.
+
+    Raises:
+        DataError: a cell without a finite main score.
     """
     main_metric = task.metadata.main_score
     rows: list[dict[str, Any]] = []
@@ -275,10 +275,13 @@ def task_result_rows(task: Any, result: Any) -> tuple[list[dict[str, Any]], floa
                 _flatten(key, value, metrics)
             if main_metric not in metrics:
                 metrics[main_metric] = float(entry["main_score"])
+            subset = str(entry.get("hf_subset", "default"))
+            if math.isnan(metrics[main_metric]):
+                raise DataError(f"task {task.metadata.name} {split}/{subset}: mteb returned no main score")
             for metric, value in metrics.items():
                 rows.append(
                     {
-                        "hf_subset": str(entry.get("hf_subset", "default")),
+                        "hf_subset": subset,
                         "split": str(split),
                         "languages": ",".join(entry.get("languages", [])),
                         "metric": metric,
@@ -286,19 +289,9 @@ def task_result_rows(task: Any, result: Any) -> tuple[list[dict[str, Any]], floa
                         "is_main": metric == main_metric,
                     }
                 )
-    score = float(result.get_score())
-    if math.isnan(score):
-        raise DataError(f"task {task.metadata.name}: mteb returned no main score")
-    return rows, score
+    return rows
 
 
 def describe_prompts(used: dict[str, str]) -> str:
     """The exact prompt strings used, as canonical JSON, for the ``prompts`` column."""
     return json.dumps(dict(sorted(used.items())), ensure_ascii=False, separators=(",", ":"))
-
-
-def check_text_task(task: Any) -> None:
-    """Refuse image/audio tasks early with a clear message."""
-    modalities = set(getattr(task.metadata, "modalities", ["text"]) or ["text"])
-    if modalities - {"text"}:
-        raise ConfigError(f"task {task.metadata.name}: modalities {sorted(modalities)} are not supported (text only)")

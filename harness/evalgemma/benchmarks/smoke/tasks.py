@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from evalgemma.benchmarks.base import Cell, cells_sha256
 from evalgemma.errors import ConfigError, DataError, unknown_name
 
 if TYPE_CHECKING:
@@ -65,6 +66,8 @@ SMOKE_TASK_NAMES: tuple[str, ...] = tuple(_TASK_TYPES)
 MANIFEST_NAME = "smoke.toml"
 _DATA_SUFFIXES = (".jsonl", ".toml")
 _SPLIT = "test"
+#: Smoke types whose mteb abstask draws from one generator across subsets (see benchmarks.mteb.unit).
+_ORDER_DEPENDENT = frozenset({"Clustering"})
 
 # The counts each type's `expect` table must give (per language, since items are translated).
 _EXPECT_KEYS: dict[SmokeType, frozenset[str]] = {
@@ -640,6 +643,24 @@ def smoke_tasks(names: Sequence[str] | None = None, data_dir: Path | str | None 
         revision = _files_sha256(folder, manifest.tasks[name].files)
         tasks.append(_task_class(name, manifest, folder, revision, manifest_sha)())
     return tasks
+
+
+def smoke_expected(data_dir: Path | str | None = None) -> dict[str, tuple[str, str, tuple[Cell, ...]]]:
+    """task → (type, version, expected cells) of the smoke suite, from its manifest alone (no mteb import).
+
+    The version is what ``smoke_tasks`` gives each task (its files' sha256; for the order-dependent
+    clustering task also the cell set, as ``benchmarks.mteb.unit.task_version`` does).
+    """
+    folder = smoke_data_dir(data_dir)
+    manifest = load_manifest(folder)
+    out = {}
+    for name in SMOKE_TASK_NAMES:
+        entry = manifest.tasks[name]
+        cells = tuple(Cell(_SPLIT, subset) for subset in _subsets(entry.type, manifest))
+        revision = _files_sha256(folder, entry.files)
+        version = f"{revision}+cells:{cells_sha256(cells)[:12]}" if entry.type in _ORDER_DEPENDENT else revision
+        out[name] = (entry.type, version, cells)
+    return out
 
 
 def calibration_texts(data_dir: Path | str | None = None) -> list[str]:

@@ -65,25 +65,22 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
-from evalgemma.catalog import TASKS_DIR
+from evalgemma.catalog.xtreme_up import Split, Task
 from evalgemma.errors import ConfigError, DataError, unknown_name
 from evalgemma.variants.views import NORM_EPS, l2_normalize
 
 log = logging.getLogger(__name__)
 
-Task = Literal["retrieval_cross_lang", "retrieval_in_lang"]
-Split = Literal["train", "validation", "test"]
 Role = Literal["query", "document"]
 PassageStyle = Literal["official", "embeddinggemma"]
 Similarity = Literal["cosine", "hamming"]
 
-TASKS: tuple[str, ...] = ("retrieval_cross_lang", "retrieval_in_lang")
-SPLITS: tuple[str, ...] = ("train", "validation", "test")
+TASKS: tuple[str, ...] = get_args(Task)
+SPLITS: tuple[str, ...] = get_args(Split)
 SIMILARITIES: tuple[str, ...] = ("cosine", "hamming")
 #: The official cut-off: ``jax.lax.top_k(scores, 10)``.
 TOP_K = 10
@@ -91,7 +88,6 @@ QUERY_KEYS: tuple[str, ...] = ("id", "title", "context", "question")
 INDEX_KEYS: tuple[str, ...] = ("id", "title", "context")
 #: EmbeddingGemma's retrieval query prompt (model card); pass it as ``query_prompt``.
 EMBEDDINGGEMMA_QUERY_PROMPT = "task: search result | query: "
-DEFAULT_CONFIG_PATH = TASKS_DIR / "xtreme_up.toml"
 DOWNLOAD_MANIFEST = "download.json"
 
 Encode = Callable[[list[str], Role], Any]
@@ -99,57 +95,6 @@ Encode = Callable[[list[str], Role], Any]
 
 
 # --------------------------------------------------------------------------- config
-
-
-class DownloadConfig(BaseModel):
-    """Where the tarball comes from (``[download]`` in ``tasks/xtreme_up.toml``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    version: str
-    url: str
-    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
-
-
-class SuiteConfig(BaseModel):
-    """One named language set (``[suites.<name>]``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    aggregate: str
-    task: Task
-    split: Split = "test"
-    languages: tuple[str, ...] = Field(min_length=1)
-
-
-class XtremeUpConfig(BaseModel):
-    """``tasks/xtreme_up.toml``: the download source and the language sets."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    schema_: Literal[1] = Field(alias="schema")
-    download: DownloadConfig
-    suites: dict[str, SuiteConfig]
-
-    def suite(self, name: str) -> SuiteConfig:
-        """The suite called ``name``; ``ConfigError`` with close matches otherwise."""
-        if name not in self.suites:
-            raise unknown_name("XTREME-UP suite", name, self.suites, where="tasks/xtreme_up.toml")
-        return self.suites[name]
-
-
-def load_xtreme_up_config(path: Path | None = None) -> XtremeUpConfig:
-    """Read and validate ``tasks/xtreme_up.toml`` (or ``path``).
-
-    Raises:
-        ConfigError: the file is missing, is not valid TOML, or does not match the schema
-            (unknown keys, duplicate languages, ...).
-    """
-    from evalgemma.catalog.suites import load_toml_model
-
-    p = DEFAULT_CONFIG_PATH if path is None else Path(path)
-    cfg = load_toml_model(p, XtremeUpConfig, "XTREME-UP config")
-    for name, s in cfg.suites.items():
-        if len(set(s.languages)) != len(s.languages):
-            raise ConfigError(f"{p}: suite {name!r} lists a language twice: {list(s.languages)}")
-    return cfg
 
 
 # --------------------------------------------------------------------------- reading
@@ -328,13 +273,7 @@ def load_xtreme_up(
         log.info("%s: %d texts contain a tab or newline (kept as they are)", task, n_tab_newline)
 
     if data_version is None:
-        for cand in (root / DOWNLOAD_MANIFEST, root.parent / DOWNLOAD_MANIFEST, root.parent.parent / DOWNLOAD_MANIFEST):
-            if cand.is_file():
-                try:
-                    data_version = str(json.loads(cand.read_text(encoding="utf-8"))["version"])
-                except (ValueError, KeyError, TypeError) as e:
-                    raise DataError(f"{cand}: unreadable download manifest: {e}") from e
-                break
+        data_version = manifest_version(root)
 
     return XtremeUpData(
         task=task,
@@ -352,6 +291,34 @@ def load_xtreme_up(
             "queries_missing_gold": n_missing,
         },
     )
+
+
+def manifest_version(root: Path) -> str | None:
+    """The data release named by ``download.json`` in ``root`` or up to two folders above it, if any."""
+    for cand in (root / DOWNLOAD_MANIFEST, root.parent / DOWNLOAD_MANIFEST, root.parent.parent / DOWNLOAD_MANIFEST):
+        if cand.is_file():
+            try:
+                return str(json.loads(cand.read_text(encoding="utf-8"))["version"])
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                raise DataError(f"{cand}: unreadable download manifest: {e}") from e
+    return None
+
+
+def task_version(root: Path, task: str) -> str:
+    """The version of a task's cells: the data release and the sha256 of its index file's bytes.
+
+    Two copies with the same index are the same data; a changed index is a new version, so its
+    cells are evaluated again instead of being mixed with the old ones.
+
+    Raises:
+        DataError: the index file is missing or unreadable.
+    """
+    index_path = _locate(Path(root) / task / "index")
+    try:
+        digest = hashlib.sha256(index_path.read_bytes()).hexdigest()
+    except OSError as e:
+        raise DataError(f"{index_path}: cannot read: {e}") from e
+    return f"{manifest_version(Path(root)) or 'unversioned'}+index:{digest[:16]}"
 
 
 def combined_sha256(task: str, split: str, file_sha256: Mapping[str, str]) -> str:

@@ -1,27 +1,29 @@
-"""XTREME-UP units inside ``evalgemma run``: data location, prompts, views, store rows.
+"""XTREME-UP as cells: one cell per (split, language); data location, prompts, evaluation of some languages.
 
-The scoring itself is ``xtreme_up.evaluate`` (official semantics). Here: where the data
-comes from (``--data-dir`` or the official tarball, downloaded once into the user cache),
-which texts the model sees (prompts), and how per-language MRR@10 becomes store rows.
-Every text goes through the shared ``Encoder``, so the index is encoded once per weight
-variant and reused by every language, every dim and every embedding dtype.
+The scoring itself is ``retrieval.evaluate`` (official semantics). Here: where the data comes from
+(``--data-dir`` or the official tarball, downloaded once into the user cache), which texts the model
+sees (prompts), and how per-language MRR@10 becomes rows. Every text goes through the shared
+``Encoder``, so the index is encoded once per weight variant and reused by every language, dim and
+embedding dtype. Suites with different language sets share cells: ``xtreme-up`` then
+``xtreme-up-official`` into one store evaluates only bn and te the second time.
 """
 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from evalgemma.benchmarks.base import BenchTask, Cell, EvalContext, UnitResult
 from evalgemma.errors import DataError
 
-if TYPE_CHECKING:
-    from evalgemma.run.plan import Plan, PlannedTask
-    from evalgemma.variants.spec import VariantSpec
-
-_DATA_CACHE: dict[tuple[str, str, str, tuple[str, ...]], Any] = {}
+#: The store task name of each XTREME-UP retrieval task.
+TASK_NAMES = {"retrieval_cross_lang": "xtreme-up-cross-lang", "retrieval_in_lang": "xtreme-up-in-lang"}
 
 
 def text_policy(prompts: dict[str, str]) -> tuple[str, str, bool]:
@@ -39,71 +41,96 @@ def text_policy(prompts: dict[str, str]) -> tuple[str, str, bool]:
     return query, ("official" if not document else "official+prompt"), True
 
 
-def data_root(plan: Plan) -> tuple[Path, str | None]:
-    """The extracted XTREME-UP root: ``--data-dir``, else the official tarball in the user cache."""
+def find_root(data_dir: Path | None, *, offline: bool, download: bool) -> Path | None:
+    """The extracted XTREME-UP root: ``--data-dir``, else the copy in the user cache.
+
+    Args:
+        data_dir: ``--data-dir``; must hold an extracted copy.
+        offline: a missing cached copy is an error.
+        download: fetch the official tarball when there is no cached copy (else return None).
+
+    Raises:
+        DataError: ``--data-dir`` holds no XTREME-UP folder, or offline without a cached copy.
+    """
     from evalgemma.benchmarks.xtreme_up.retrieval import download_xtreme_up, find_data_root
 
-    config = plan.config
-    if config.data_dir is not None:
-        root = find_data_root(Path(config.data_dir))
+    if data_dir is not None:
+        root = find_data_root(Path(data_dir))
         if root is None:
-            raise DataError(f"--data-dir {config.data_dir}: no retrieval_cross_lang/ or retrieval_in_lang/ folder found (an extracted XTREME-UP copy is expected)")
-        return root, None
+            raise DataError(f"--data-dir {data_dir}: no retrieval_cross_lang/ or retrieval_in_lang/ folder found (an extracted XTREME-UP copy is expected)")
+        return root
     from platformdirs import user_cache_dir
 
     dest = Path(user_cache_dir("evalgemma")) / "xtreme-up"
-    if config.offline:
-        found = find_data_root(dest)
-        if found is None:
-            raise DataError(f"--offline: XTREME-UP data not found in {dest}; pass --data-dir DIR (an extracted copy) or run once online")
-        return found, None
-    return download_xtreme_up(dest), None
+    found = find_data_root(dest)
+    if found is not None:
+        return found
+    if offline:
+        raise DataError(f"--offline: XTREME-UP data not found in {dest}; pass --data-dir DIR (an extracted copy) or run once online")
+    return download_xtreme_up(dest) if download else None
 
 
-def load_task_data(plan: Plan, task: PlannedTask) -> Any:
-    """The task's XTREME-UP data (read once per process and task; validated on read)."""
-    return _load(plan, task)
+def bench_task(xtreme_task: str, languages: Sequence[str], split: str, root: Path | None) -> BenchTask:
+    """The plan's handle of an XTREME-UP task: one cell per language; version from the data (if present)."""
+    from evalgemma.benchmarks.xtreme_up.retrieval import task_version
+
+    version = task_version(root, xtreme_task) if root is not None else ""
+    return BenchTask(
+        name=TASK_NAMES[xtreme_task], task_type="Retrieval", kind="xtreme-up", version=version,
+        cells=tuple(Cell(split, lang) for lang in languages), languages=tuple(languages), xtreme_task=xtreme_task,
+        data_source=str(root) if root is not None else "",
+    )
 
 
-def _load(plan: Plan, task: PlannedTask) -> Any:
-    from evalgemma.benchmarks.xtreme_up.retrieval import load_xtreme_up
+def load(task: BenchTask, root: Path) -> None:
+    """Read and validate the task's data (before any model is loaded): a DataError names the file."""
+    from evalgemma.benchmarks.xtreme_up.retrieval import load_xtreme_up, task_version
 
-    root, _ = data_root(plan)
-    key = (str(root), task.xtreme_task, plan.config.split, tuple(task.languages))
-    if key not in _DATA_CACHE:
-        _DATA_CACHE.clear()
-        _DATA_CACHE[key] = load_xtreme_up(root, task.xtreme_task, plan.config.split, list(task.languages))
-    return _DATA_CACHE[key]
+    split = task.cells[0].split
+    task.data = load_xtreme_up(root, task.xtreme_task, split, list(task.languages))
+    task.version = task.version or task_version(root, task.xtreme_task)
+    task.data_source = str(root)
 
 
-def evaluate_xtreme_variant(plan: Plan, encoder: Any, variant: VariantSpec, task: PlannedTask, calibration: Any) -> list[dict[str, Any]]:
-    """Store rows of one (variant, XTREME-UP task) unit: one group per language."""
-    from evalgemma.run.plan import _view
-    from evalgemma.benchmarks.xtreme_up.retrieval import View, evaluate
+def evaluate(task: BenchTask, cells: Sequence[Cell], encoder: Any, variant: Any, ctx: EvalContext) -> UnitResult:
+    """MRR@10 of the languages in ``cells`` for one variant; no I/O (the data was read by :func:`load`)."""
+    from evalgemma.benchmarks.xtreme_up.retrieval import View
+    from evalgemma.benchmarks.xtreme_up.retrieval import evaluate as score
+    from evalgemma.provenance import utc_now
+    from evalgemma.variants.views import make_view
 
-    data = _load(plan, task)
+    if task.data is None:
+        raise DataError(f"{task.name}: data not loaded")
+    wanted = [c for c in task.cells if c in set(cells)]
+    langs = [c.subset for c in wanted]
+    data = replace(task.data, queries={lang: task.data.queries[lang] for lang in langs})
     prompts = dict(variant.prompts)
     query_prompt, style, use_title = text_policy(prompts)
     doc_prompt = prompts.get("Retrieval-document") or prompts.get("document") or ""
     passage_style = "embeddinggemma" if style == "embeddinggemma" else "official"
+    started, t0 = utc_now(), time.perf_counter()
+    encoded0, seconds0 = encoder.stats.texts_encoded, encoder.stats.encode_seconds
 
     def encode(texts: list[str], role: str) -> np.ndarray:
         if role == "document" and style == "official+prompt":
             texts = [doc_prompt + t for t in texts]
-        return encoder.encode(texts, None)
+        return np.asarray(encoder.encode(texts, None))
 
-    transform, _ = _view(variant, encoder.full_dim, calibration)
+    transform, _ = make_view(variant, encoder.full_dim, ctx.calibration_vectors)
     view = View(variant.label, transform, "cosine")  # binary views are ±1 codes: cosine ranks by Hamming distance
-    import torch
-
-    device = "cuda" if torch.cuda.is_available() and plan.config.device in ("auto", "cuda") else "cpu"
-    result = evaluate(
+    result = score(
         data, encode, views=[view], query_prompt=query_prompt, passage_style=passage_style,  # type: ignore[arg-type]
-        use_title=use_title, search_chunk=plan.config.search_chunk, device=device,
+        use_title=use_title, search_chunk=ctx.search_chunk, device=ctx.device,
     )
     vr = result.views[variant.label]
     if vr.mean_mrr_at_10 is None:
         raise DataError(f"{task.name}: some languages have no result; nothing stored")
+    rows: list[dict[str, Any]] = []
+    for lang, res in vr.languages.items():
+        base = {"hf_subset": lang, "split": data.split, "languages": lang, "n_samples": res.n_queries}
+        rows.append({**base, "metric": "mrr_at_10", "value": float(res.mrr_at_10), "is_main": True})
+        for metric in ("n_queries", "n_index", "n_missing_gold", "n_top10_ties"):
+            rows.append({**base, "metric": metric, "value": float(getattr(res, metric)), "is_main": False})
     used_prompts = json.dumps(
         {"Retrieval/query": query_prompt, "Retrieval/document": (doc_prompt if style == "official+prompt" else ""),
          "passage_style": passage_style, "use_title": use_title,
@@ -112,17 +139,15 @@ def evaluate_xtreme_variant(plan: Plan, encoder: Any, variant: VariantSpec, task
     )
     extra = json.dumps(
         {"xtreme_task": data.task, "data_version": data.data_version, "data_root": str(data.root), "file_sha256": data.file_sha256,
-         "diagnostics": data.diagnostics, "languages": list(task.languages), "suite_mean_over": plan.suite_name},
+         "diagnostics": data.diagnostics, "languages": langs},
         default=str,
     )
-    rows: list[dict[str, Any]] = []
-    for lang, res in vr.languages.items():
-        base = {"hf_subset": lang, "split": data.split, "languages": lang}
-        rows.append({**base, "metric": "mrr_at_10", "value": float(res.mrr_at_10), "is_main": True, "n_samples": res.n_queries})
-        for metric in ("n_queries", "n_index", "n_missing_gold", "n_top10_ties"):
-            rows.append({**base, "metric": metric, "value": float(getattr(res, metric)), "is_main": False, "n_samples": res.n_queries})
-    for r in rows:
-        r.update(main_score=float(vr.mean_mrr_at_10), prompts=used_prompts, extra=extra, data_sha256=data.data_sha256,
-                 data_revision=str(data.data_version or ""), task_version="xtreme-up-" + str(data.data_version or "unknown"))
-    return rows
-
+    fields = {"task_version": task.version, "data_revision": str(data.data_version or ""), "data_sha256": data.data_sha256,
+              "prompts": used_prompts, "extra": extra}
+    complete = set(wanted) == set(task.cells)
+    return UnitResult(
+        task=task.name, task_type=task.task_type, variant_key=variant.key, cells=tuple(wanted), rows=tuple(rows), fields=fields,
+        main_score=float(vr.mean_mrr_at_10) if complete else None, started_at=started, finished_at=utc_now(),
+        wall_s=time.perf_counter() - t0, texts_encoded=encoder.stats.texts_encoded - encoded0,
+        encode_seconds=encoder.stats.encode_seconds - seconds0,
+    )

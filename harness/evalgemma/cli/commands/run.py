@@ -46,7 +46,7 @@ def run(
     quant: Annotated[str, typer.Option(help="Weight quantization: none | q8_0 | q4_0 | mixed (comma-separated = sweep)")] = "none",
     quant_source: Annotated[str | None, typer.Option(help="qat (QAT checkpoint, default for EmbeddingGemma) | ptq")] = None,
     embed_dtype: Annotated[str, typer.Option(help="Embedding dtype(s): float32 | int8 | uint8 | binary | ubinary")] = "float32",
-    split: Annotated[str, typer.Option(help="XTREME-UP split: test | validation")] = "test",
+    split: Annotated[str | None, typer.Option(help="XTREME-UP split: test | validation (default: the suite's, test)")] = None,
     search_chunk: Annotated[int, typer.Option(help="XTREME-UP exact search: index rows scored at a time")] = 8192,
     cache_dir: Annotated[Path | None, typer.Option(help="On-disk embedding cache directory")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Disable the on-disk embedding cache")] = False,
@@ -60,15 +60,15 @@ def run(
     max_retries: Annotated[int, typer.Option(help="Ray: resubmissions of a unit whose worker died or raised unexpectedly")] = 2,
 ) -> None:
     """Evaluate a model's variants on a suite; stores every finished unit at once."""
-    from evalgemma.run.plan import RunConfig
+    from evalgemma.run.config import RunConfig
 
-    if split not in ("test", "validation"):
+    if split not in (None, "test", "validation"):
         raise ConfigError(f"--split {split}: expected test or validation")
     if search_chunk < 1:
         raise ConfigError(f"--search-chunk {search_chunk}: must be positive")
     if quant_source not in (None, "qat", "ptq"):
         raise ConfigError(f"--quant-source {quant_source}: expected qat or ptq")
-    config = RunConfig(
+    config = RunConfig.build(
         model=model, revision=revision, suite=suite, tasks=_split_csv(tasks), langs=_split_csv(langs),
         dims=_dims(dim), dtype=dtype, max_seq_length=max_seq_length, batch_size=batch_size, device=device,
         prompts=not no_prompts, store=store, data_dir=data_dir, offline=offline, run_name=run_name, force=force,
@@ -103,10 +103,6 @@ def _shard(value: str | None) -> tuple[int, int] | None:
 def _default_cache(cache_dir: Path | None) -> Path | None:
     if cache_dir is not None:
         return cache_dir
-    import importlib.util
-
-    if importlib.util.find_spec("evalgemma.encode.cache") is None:
-        return None
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("evalgemma")) / "embeddings"
@@ -131,7 +127,7 @@ def list_(what: Annotated[str, typer.Argument(help="suites | tasks | models")] =
             table.add_row(m.name, m.id, m.source, m.description)
         console.print(table)
     elif what == "tasks":
-        from evalgemma.run.plan import RunConfig, _suite_tasks
+        from evalgemma.benchmarks.suites import plan_tasks
 
         if suite is None:
             import mteb
@@ -140,11 +136,11 @@ def list_(what: Annotated[str, typer.Argument(help="suites | tasks | models")] =
             for t in mteb.get_tasks():
                 table.add_row(t.metadata.name, str(t.metadata.type))
         else:
-            _, planned = _suite_tasks(RunConfig(suite=suite))
-            table = Table("task", "type", "subsets/languages")
+            _, planned = plan_tasks(suite, (), (), data_dir=None, offline=True)
+            table = Table("task", "type", "cells", "subsets/languages")
             for p in planned:
-                subsets = ",".join(p.languages) if p.languages else ",".join(getattr(p.obj, "hf_subsets", []) or [])
-                table.add_row(p.name, p.task_type, subsets[:80])
+                subsets = ",".join(dict.fromkeys(c.subset for c in p.cells))
+                table.add_row(p.name, p.task_type, str(len(p.cells)), subsets[:80])
         console.print(table)
     else:
         from evalgemma.errors import unknown_name
@@ -165,9 +161,9 @@ def data_pull(
     from rich.progress import track
 
     from evalgemma.benchmarks.mteb.pull import pull_tasks
-    from evalgemma.run.plan import RunConfig, _suite_tasks
+    from evalgemma.benchmarks.suites import plan_tasks
 
-    _, planned = _suite_tasks(RunConfig(suite=suite, tasks=_split_csv(tasks)))
+    _, planned = plan_tasks(suite, _split_csv(tasks), (), data_dir=None, offline=True)
     objs: list[Any] = [p.obj for p in planned if p.kind == "mteb" and not getattr(p.obj, "_evalgemma_local", False)]
     if not objs:
         raise ConfigError(f"--suite {suite}: nothing to pull, the suite has no hub-hosted mteb datasets (XTREME-UP data is downloaded on the first online run, or pass --data-dir to an extracted copy)")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from importlib import metadata
 
-from evalgemma.catalog import PROJECT_ROOT
+from evalgemma.io import PROJECT_ROOT
 
 
 def utc_now() -> str:

@@ -1,0 +1,68 @@
+"""Files: the checkout's root, and the one atomic writer. Every file evalgemma writes (store units,
+cache shards, baselines, reports, plots, downloads, markers) goes through :func:`atomic_write`, so a
+file is either complete or absent."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+#: The checkout this package runs from (``harness/evalgemma/io.py`` → the repository root).
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+#: Prefix of temporary files; readers skip them.
+TMP_PREFIX = ".tmp-"
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush a directory entry to disk (best effort: some filesystems refuse to open a directory)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path | str, data: bytes | str | Callable[[BinaryIO], object], *, mode: int = 0o644) -> Path:
+    """Write ``path`` atomically: a temp file in the same folder, fsync, chmod ``mode``, ``os.replace``.
+
+    A crash at any point leaves either the old file (or none) or the whole new file, never a
+    partial one; the temp file is removed on any error.
+
+    Args:
+        path: the target file (its folder is created).
+        data: the bytes (``str`` is written as UTF-8), or a function that writes to the open binary file.
+        mode: permission bits of the result (``mkstemp`` creates 0600; results are shared read-only).
+
+    Raises:
+        OSError: the folder or file cannot be written (the caller names what it was writing).
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=target.suffix, dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            if callable(data):
+                data(fh)
+            else:
+                fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+            fh.flush()
+            os.fchmod(fh.fileno(), mode)
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    fsync_dir(target.parent)
+    return target
