@@ -146,7 +146,7 @@ def _suite_tasks(config: RunConfig) -> tuple[str, list[PlannedTask]]:
     if suite.kind == "smoke":
         from evalgemma.benchmarks.smoke.tasks import smoke_tasks
 
-        objs = smoke_tasks()
+        objs = smoke_tasks(suite=suite.data)
         for obj in objs:
             setattr(obj, "_evalgemma_local", True)  # built-in data: nothing to fetch, fine offline
     elif suite.kind == "mteb":
@@ -291,9 +291,9 @@ def _cheap_task_names(config: RunConfig) -> tuple[str, list[str]] | None:
     if config.tasks:
         return suite.name, list(config.tasks)
     if suite.kind == "smoke":
-        from evalgemma.benchmarks.smoke.tasks import SMOKE_TASK_NAMES
+        from evalgemma.benchmarks.smoke.tasks import suite_task_types
 
-        return suite.name, list(SMOKE_TASK_NAMES)
+        return suite.name, list(suite_task_types(suite.data))
     if suite.kind == "tasks":
         return suite.name, list(suite.tasks)
     from evalgemma.catalog.reference import suite_tasks
