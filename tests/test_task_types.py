@@ -251,6 +251,39 @@ def test_suite_file_data_must_name_a_builtin_folder(tmp_path: Path) -> None:
         load_suite_file(path)
 
 
+def test_bad_types_data_names_file_and_line(tmp_path: Path) -> None:
+    import shutil
+
+    from evalgemma.errors import ConfigError, DataError
+
+    folder = tmp_path / "types"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "tasks" / "types", folder)
+
+    def edit(name: str, old: str, new: str) -> None:
+        path = folder / name
+        text = path.read_text(encoding="utf-8")
+        assert old in text
+        path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+    edit("instruction_reranking.jsonl", '"og": 0, "changed": 0}', '"og": 0, "changed": 1}')
+    with pytest.raises(DataError, match=r"instruction_reranking\.jsonl:1 \(candidates\[3\]\): relevant under the changed instruction but not under the original"):
+        smoke_tasks(["TypesInstructionReranking"], data_dir=folder, suite="types")
+    edit("summarization.jsonl", '"relevance": 4}', '"relevance": 9}')
+    with pytest.raises(DataError, match=r"summarization\.jsonl:1 \(machine\[1\]\): relevance must be a number from 1 to 5, got 9"):
+        smoke_tasks(["TypesSummarization"], data_dir=folder, suite="types")
+    edit("reranking_subqueries.jsonl", '"id": "u01"', '"id": "u_01"')
+    with pytest.raises(DataError, match=r"reranking_subqueries\.jsonl:1: id 'u_01' must not contain '_'"):
+        smoke_tasks(["TypesRerankingSubqueries"], data_dir=folder, suite="types")
+    edit("retrieval_arguments_queries.jsonl", '"id": "a-pro1"', '"id": "a-pro9"')
+    with pytest.raises(DataError, match=r"retrieval_arguments_queries\.jsonl:1: query 'a-pro9' must be a document of retrieval_arguments_corpus\.jsonl"):
+        smoke_tasks(["TypesRetrievalIgnoreIdentical"], data_dir=folder, suite="types")
+    edit("types.toml", 'form = "legacy"', 'form = "parallel"')
+    with pytest.raises(ConfigError, match=r"types\.toml \[tasks\.TypesClusteringLegacy\]: form 'parallel' is not available for type 'Clustering'; valid: default, hierarchical, legacy"):
+        smoke_tasks(data_dir=folder, suite="types")
+    with pytest.raises(ConfigError, match="unknown types task 'TypesSummarisation'.*Did you mean 'TypesSummarization'"):
+        smoke_tasks(["TypesSummarisation"], suite="types")
+
+
 # ---------------------------------------------------------------- end to end with all-MiniLM-L6-v2
 
 
