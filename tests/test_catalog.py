@@ -19,7 +19,8 @@ def test_every_task_file_validates() -> None:
     from evalgemma.catalog.xtreme_up import load_xtreme_up_config
 
     suites = builtin_suites()
-    assert set(suites) == {"mteb-multilingual-v2", "mteb-eng-v2", "mteb-code-v1", "smoke", "xtreme-up", "xtreme-up-official", "xtreme-up-in-lang"}
+    assert set(suites) == {"mteb-multilingual-v2", "mteb-eng-v2", "mteb-code-v1", "smoke", "types", "xtreme-up", "xtreme-up-official", "xtreme-up-in-lang"}
+    assert (suites["smoke"].data, suites["types"].data) == ("smoke", "types")
     assert suites["mteb-eng-v2"].benchmark == "MTEB(eng, v2)"
     # XTREME-UP language sets come from tasks/xtreme_up.toml: 20 (papers, hi in) and 21 (official, bn/te in, hi out).
     assert len(suites["xtreme-up"].languages) == 20 and "hi" in suites["xtreme-up"].languages
@@ -30,6 +31,7 @@ def test_every_task_file_validates() -> None:
     assert load_qat_table().checkpoints[0].base_model == "google/embeddinggemma-300m"
     assert set(load_xtreme_up_config().suites) == {"xtreme-up", "xtreme-up-official", "xtreme-up-in-lang"}
     assert len(load_manifest().tasks) == 7
+    assert len(load_manifest(suite="types").tasks) == 8
 
 
 def test_suite_file_errors_name_the_file(tmp_path: Path) -> None:

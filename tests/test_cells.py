@@ -154,3 +154,25 @@ def test_a_task_in_two_suites_with_different_cells() -> None:
     # a cell of another task version (data changed) does not count
     stale = frame.assign(task_version="0" * 40)
     assert not task_scores(stale, "mteb-eng-v2").iloc[0]["complete"]
+
+
+@pytest.mark.parametrize("suite", ["smoke", "types"])
+def test_static_expectations_equal_the_planned_tasks(suite: str) -> None:
+    """The views' cell expectations (read without mteb) equal what the planner builds from mteb's task objects."""
+    from evalgemma.benchmarks.suites import plan_tasks
+
+    _, tasks = plan_tasks(suite, (), (), data_dir=None, offline=True)
+    expected = expected_cells(suite)
+    assert expected is not None
+    assert {t.name: (t.task_type, t.version, t.cells) for t in tasks} == {n: (e.task_type, e.version, e.cells) for n, e in expected.items()}
+
+
+def test_mteb_suite_cells_file_equals_mteb() -> None:
+    """results/reference/suite_cells.parquet (what views read) is exactly mteb's benchmark definitions."""
+    from evalgemma.benchmarks.suites import SUITE_CELLS_FILE, mteb_suite_cells
+    from evalgemma.catalog.reference import reference_dir
+
+    stored = pd.read_parquet(reference_dir() / SUITE_CELLS_FILE).to_dict("records")
+    assert stored == mteb_suite_cells()
+    assert {s: len({r["task"] for r in stored if r["suite"] == s}) for s in ("mteb-multilingual-v2", "mteb-eng-v2", "mteb-code-v1")} == {
+        "mteb-multilingual-v2": 131, "mteb-eng-v2": 41, "mteb-code-v1": 12}

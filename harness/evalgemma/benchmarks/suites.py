@@ -66,7 +66,7 @@ def plan_tasks(
     if spec.kind == "smoke":
         from evalgemma.benchmarks.smoke.tasks import smoke_tasks
 
-        objs = smoke_tasks()
+        objs = smoke_tasks(suite=spec.data)
         for obj in objs:
             setattr(obj, "_evalgemma_local", True)  # built-in data: nothing to fetch, fine offline
     elif spec.kind == "mteb":
@@ -138,7 +138,7 @@ def expected_cells(suite: str) -> dict[str, ExpectedTask] | None:
     if spec.kind == "smoke":
         from evalgemma.benchmarks.smoke.tasks import smoke_expected
 
-        return {name: ExpectedTask(t, v, cells) for name, (t, v, cells) in smoke_expected().items()}
+        return {name: ExpectedTask(t, v, cells) for name, (t, v, cells) in smoke_expected(spec.data).items()}
     if spec.kind == "mteb":
         table = _mteb_cells_table()
         if table is not None and spec.name in table:

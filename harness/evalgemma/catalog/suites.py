@@ -7,6 +7,7 @@ Config is data and data is closed: every file becomes a frozen pydantic model wi
 
 from __future__ import annotations
 
+import re
 import tomllib
 from functools import lru_cache
 from pathlib import Path
@@ -16,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from evalgemma.catalog import TASKS_DIR
 from evalgemma.errors import ConfigError, unknown_name
-
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -38,6 +38,7 @@ class SuiteSpec(_Closed):
     kind: Literal["mteb", "smoke", "xtreme-up", "tasks"]
     description: str = ""
     benchmark: str | None = None  # kind = "mteb": the mteb benchmark name
+    data: str = "smoke"  # kind = "smoke": the built-in data folder tasks/<data>/ (manifest <data>.toml)
     tasks: tuple[str, ...] = ()  # kind = "tasks": mteb task names
     xtreme_task: Literal["retrieval_cross_lang", "retrieval_in_lang"] | None = None
     languages: tuple[str, ...] = ()
@@ -124,6 +125,10 @@ def load_suite_file(path: Path) -> SuiteSpec:
         raise ConfigError(f"{path}: schema {spec.schema_} is not supported (expected 1)")
     if spec.kind == "mteb" and not spec.benchmark:
         raise ConfigError(f"{path}: kind = 'mteb' needs a 'benchmark' name")
+    if spec.kind == "smoke":
+        _check_builtin_data(path, spec.data)
+    elif "data" in raw:
+        raise ConfigError(f"{path}: 'data' names the folder of a kind = 'smoke' suite; this suite is kind = {spec.kind!r}")
     if spec.kind == "tasks" and not spec.tasks:
         raise ConfigError(f"{path}: kind = 'tasks' needs a non-empty 'tasks' list")
     if spec.kind == "xtreme-up" and not (spec.xtreme_task and spec.languages):
@@ -136,6 +141,15 @@ def load_suite_file(path: Path) -> SuiteSpec:
         entry = cfg.suites[spec.name]
         spec = spec.model_copy(update={"xtreme_task": entry.task, "languages": tuple(entry.languages), "split": entry.split})
     return spec
+
+
+def _check_builtin_data(path: Path, data: str) -> None:
+    """A kind = 'smoke' suite's ``data`` must be a folder of ``tasks/`` holding ``<data>.toml``."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", data):
+        raise ConfigError(f"{path}: data = {data!r}: must be the name of a folder in tasks/ (letters, digits, '_', '-')")
+    manifest = repo_tasks_dir() / data / f"{data}.toml"
+    if not manifest.is_file():
+        raise ConfigError(f"{path}: data = {data!r}: no built-in suite data there ({manifest} not found)")
 
 
 @lru_cache(maxsize=8)

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from evalgemma.errors import ConfigError, DataError, StoreError, unknown_name
-from evalgemma.store.schema import COLUMN_NAMES, SCHEMA_VERSION
+from evalgemma.store.schema import COLUMN_NAMES, SCHEMA_VERSION, upgrade_v1, v1_arrow_schema
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -248,35 +248,30 @@ class _Unit:
     device: str
     dtype: str
     dim: int = 0
+    coverage: str = ""  # "incomplete (k/n cells)" when the task has no score for missing cells
 
 
 def _unit_scores(frame: pd.DataFrame) -> list[_Unit]:
-    """One score per (variant_key, task): ``main_score``, else the mean of the ``is_main`` values."""
+    """One score per (variant, suite, task), computed from cells (``evalgemma.views.scores``): a task
+    with missing cells has no score (NaN) and says so in ``coverage``."""
+    from evalgemma.views.scores import task_scores
+
     if frame.empty:
         return []
     units: list[_Unit] = []
-    for (vkey, task), g in frame.groupby(["variant_key", "task"], sort=True):
-        scores = g["main_score"].dropna()
-        if len(scores):
-            score = float(scores.iloc[0])
-        else:
-            main = g.loc[g["is_main"].astype(bool), "value"].dropna()
-            score = float(main.mean()) if len(main) else float("nan")
-        first = g.iloc[0]
-        units.append(
-            _Unit(
-                variant_key=str(vkey),
-                variant=str(first["variant"]),
-                model=str(first["model"]),
-                task=str(task),
-                task_type=str(first["task_type"]),
-                suite=str(first["suite"]),
-                score=score,
-                device=str(first["device"]),
-                dtype=str(first["dtype"]),
-                dim=int(first["dim"]),
+    firsts = frame.drop_duplicates(["variant_key"]).set_index("variant_key")
+    for suite in sorted(s for s in frame["suite"].dropna().unique() if s):
+        ts = task_scores(frame, str(suite))
+        for r in ts.sort_values(["variant_key", "task"]).to_dict("records"):
+            first = firsts.loc[r["variant_key"]]
+            coverage = "" if r["complete"] else f"incomplete ({r['n_cells']}/{r['n_expected']} cells)"
+            units.append(
+                _Unit(
+                    variant_key=str(r["variant_key"]), variant=str(r["variant"]), model=str(r["model"]), task=str(r["task"]),
+                    task_type=str(r["task_type"]), suite=str(suite), score=float(r["main_score"]),
+                    device=str(first["device"]), dtype=str(first["dtype"]), dim=int(first["dim"]), coverage=coverage,
+                )
             )
-        )
     return units
 
 
@@ -370,7 +365,7 @@ def _compare_units(
                 suites.setdefault(b.suite, []).append((base_pts, None))
                 if report_missing_and_new:
                     why = "variant absent from the store" if ckey is None else (
-                        "task absent from the store" if c is None else "no main score in the store (NaN)")
+                        "task absent from the store" if c is None else (c.coverage or "no main score in the store (NaN)"))
                     rows.append(CheckRow(label, vkey, b.task, "task", b.suite, b.task_type, base_pts, None, None, tol,
                                          "missing", f"in {what}, {why}"))
                 continue
@@ -690,7 +685,7 @@ def load_baseline(path: Path | str) -> pd.DataFrame:
         table = pq.read_table(path)
     except Exception as exc:  # pyarrow raises several unrelated types for non-Parquet input
         raise DataError(f"--baseline {path}: not a readable Parquet file ({type(exc).__name__}: {exc})") from exc
-    missing = set(COLUMN_NAMES) - set(table.column_names)
+    missing = set(v1_arrow_schema().names) - set(table.column_names)
     if missing:
         raise DataError(f"--baseline {path}: not an evalgemma baseline (missing columns {sorted(missing)[:6]}{'…' if len(missing) > 6 else ''})")
     versions = {v for v in table.column("schema_version").to_pylist() if v is not None}
@@ -698,7 +693,9 @@ def load_baseline(path: Path | str) -> pd.DataFrame:
         raise DataError(f"--baseline {path}: schema_version {max(versions)} is newer than this evalgemma ({SCHEMA_VERSION}); upgrade evalgemma")
     if table.num_rows == 0:
         raise DataError(f"--baseline {path}: has no rows")
-    return newest_runs(table.select(list(COLUMN_NAMES)).to_pandas())
+    if set(COLUMN_NAMES) <= set(table.column_names):
+        return newest_runs(table.select(list(COLUMN_NAMES)).to_pandas())
+    return newest_runs(upgrade_v1(table.select(list(v1_arrow_schema().names)).to_pandas()))  # a v1 baseline, read as it is
 
 
 def load_current(store: Path | str) -> pd.DataFrame:

@@ -89,7 +89,8 @@ def expected_tasks(suite: str, frame: pd.DataFrame | None = None, ref_dir: Path 
 
     MTEB suites come from the reference task list (``results/reference/suite_tasks.csv``),
     falling back to ``mteb.get_benchmark`` for a suite file naming another benchmark; ``smoke``
-    from ``evalgemma.benchmarks.smoke.tasks.SMOKE_TASK_NAMES``; other suites (and any suite when nothing else
+    from ``evalgemma.benchmarks.smoke.tasks.SMOKE_TASK_NAMES``, other built-in suites (``types``) from
+    their manifest; other suites (and any suite when nothing else
     is known) from the tasks present in ``frame``.
     """
     if suite in MTEB_SUITES:
@@ -112,6 +113,10 @@ def expected_tasks(suite: str, frame: pd.DataFrame | None = None, ref_dir: Path 
             names = None
     else:
         spec = _suite_spec(suite)
+        if spec is not None and spec.kind == "smoke":  # another built-in suite (types): its manifest's tasks
+            from evalgemma.benchmarks.smoke.tasks import suite_task_types
+
+            return {n: present.get(n, t) for n, t in suite_task_types(spec.data).items()}
         if spec is not None and spec.kind == "mteb" and spec.benchmark:
             return _mteb_benchmark_tasks(spec.benchmark)
         if spec is not None and spec.kind == "tasks":
