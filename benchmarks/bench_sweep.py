@@ -83,7 +83,7 @@ def prepared_tasks(data_dir: Path, sts_pairs: int | None, xquad_queries: int | N
     """Loaded mteb task objects on the local mirrors, optionally cut to a prefix of the items."""
     import mteb
 
-    from evalgemma.benchmarks.mteb.adapter import point_to_mirror, restrict_languages
+    from evalgemma.benchmarks.mteb.adapter import matching_subsets, point_to_mirror
 
     mirrors = json.loads((data_dir / "mirrors.json").read_text())
     sts = mteb.get_task("STSBenchmark")
@@ -91,7 +91,8 @@ def prepared_tasks(data_dir: Path, sts_pairs: int | None, xquad_queries: int | N
     sts.load_data()
     if sts_pairs is not None:
         sts.dataset["test"] = sts.dataset["test"].select(range(min(sts_pairs, len(sts.dataset["test"]))))
-    xq = restrict_languages(mteb.get_task("XQuADRetrieval"), ["en"])
+    xq = mteb.get_task("XQuADRetrieval")
+    xq.hf_subsets = matching_subsets(xq, ["en"])
     point_to_mirror(xq, data_dir / mirrors["XQuADRetrieval"]["local_path"])
     xq.load_data()
     if xquad_queries is not None:

@@ -99,7 +99,15 @@ def test_xtreme_language_sets_share_cells(tmp_path: Path, shared_data: Path, min
     run(encoded, model="minilm", suite=str(small), store=store, data_dir=data, offline=True)
     plan, _ = run(encoded, model="minilm", suite=str(large), store=store, data_dir=data, offline=True)
     assert [c.subset for c in plan.units[0].cells_for(plan.variants[0])] == ["ru"]
-    assert encoded == [240 + 2 * 1190, 240 + 1190]  # the index once per run, then only ru's queries
+    from evalgemma.benchmarks.xtreme_up.retrieval import load_xtreme_up, passage_text, query_text
+
+    xq = load_xtreme_up(data, "retrieval_cross_lang", "test", ["de", "es", "ru"])
+    passages = len({passage_text(r) for r in xq.index_rows})  # the encoder encodes each distinct text once
+
+    def queries(*langs: str) -> int:
+        return len({query_text(r) for lang in langs for r in xq.queries[lang]})
+
+    assert encoded == [passages + queries("de", "es"), passages + queries("ru")]  # the index once per run, then only ru's queries
     frame = load_results(store)
     assert sorted(frame[frame["metric"] == "mrr_at_10"]["hf_subset"]) == ["de", "es", "ru"]
     # both suites are complete from the shared cells, and neither shadows the other

@@ -86,9 +86,26 @@ def plan_tasks(
     return spec.name, _mteb_tasks(objs, langs)
 
 
+def supported_task_types() -> frozenset[str]:
+    """The mteb task types evalgemma has proven end to end: those the built-in ``smoke`` and ``types``
+    suites exercise through mteb's evaluators (``tests/test_task_types.py`` checks they cover every
+    type and evaluation path of the three MTEB suites)."""
+    from evalgemma.benchmarks.smoke.tasks import suite_task_types
+
+    return frozenset(t for suite in ("smoke", "types") for t in suite_task_types(suite).values())
+
+
 def _mteb_tasks(objs: Sequence[Any], langs: Sequence[str]) -> list[BenchTask]:
     from evalgemma.benchmarks.mteb.adapter import matching_subsets
     from evalgemma.benchmarks.mteb.unit import bench_task
+
+    supported = supported_task_types()
+    unsupported = [f"{t.metadata.name} ({t.metadata.type})" for t in objs if str(t.metadata.type) not in supported]
+    if unsupported:
+        raise ConfigError(
+            f"task type not supported for {len(unsupported)} task(s): {', '.join(unsupported[:8])}; "
+            f"supported types: {', '.join(sorted(supported))}"
+        )
 
     if not langs:
         return [bench_task(t) for t in objs]

@@ -158,10 +158,11 @@ def _mteb_task_type(name: str) -> str:
 
 def expected_subsets(suite: str, frame: pd.DataFrame | None = None, reference: pd.DataFrame | None = None) -> tuple[str, ...]:
     """The languages (hf_subsets) of an XTREME-UP suite: the suite file's list, else the reference's, else those present."""
-    spec = _suite_spec(suite)
-    langs = tuple(getattr(spec, "languages", ()) or ())
-    if langs:
-        return langs
+    from evalgemma.benchmarks.suites import expected_cells
+
+    expected = expected_cells(suite)  # a built-in suite or a suite file
+    if expected:
+        return tuple(dict.fromkeys(c.subset for e in expected.values() for c in e.cells))
     for source in (reference, frame):
         if source is not None and not source.empty:
             sub = source[(source["suite"] == suite) & (source["hf_subset"].fillna("") != "")]
