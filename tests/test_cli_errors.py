@@ -147,3 +147,23 @@ def test_interrupt_exits_130_with_its_message(tmp_path: Path, monkeypatch: pytes
         main()
     assert info.value.code == 130
     assert "interrupted: every finished unit is already saved" in capsys.readouterr().err
+
+
+def test_a_usage_error_of_click_itself_is_handled_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # typer 0.29 vendors click (typer._click); code that raises click's own UsageError must exit 2 the same way
+    import click
+
+    from evalgemma.cli import console
+    from evalgemma.cli.app import main
+
+    def bad(config: object) -> None:
+        raise click.UsageError("a usage error raised with click's own class")
+
+    monkeypatch.setattr(console, "run_with_console", bad)
+    monkeypatch.setattr(sys, "argv", ["evalgemma", "run", "--suite", "smoke", "--model", "minilm", "--store", str(tmp_path), "--no-cache"])
+    with pytest.raises(SystemExit) as info:
+        main()
+    err = capsys.readouterr().err
+    assert info.value.code == 2
+    # no context on the exception: the usage line comes from re-parsing the command line
+    assert err.startswith("Usage: evalgemma run [OPTIONS]") and "error: a usage error raised with click's own class" in err
