@@ -93,3 +93,77 @@ def test_help_does_not_import_torch_or_mteb() -> None:
     code = "import sys; sys.argv=['evalgemma','--help']\nfrom evalgemma.cli.app import main\ntry:\n main()\nexcept SystemExit: pass\nprint('HEAVY', sorted(m for m in ('torch','mteb','sentence_transformers','transformers','pandas') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
     assert "HEAVY []" in out
+
+
+# ---------------------------------------------------------------- usage errors (typer/click) exit 2
+
+
+@pytest.mark.parametrize(("args", "usage", "needles"), [
+    (("run", "--bogus"), "Usage: evalgemma run [OPTIONS]", ("error: evalgemma run: unknown option '--bogus'.", "Valid: --allow-pickle-weights,")),
+    (("run", "--forse"), "Usage: evalgemma run [OPTIONS]", ("unknown option '--forse'. Did you mean '--force'",)),
+    (("leaderbord",), "Usage: evalgemma [OPTIONS] COMMAND [ARGS]...", ("error: evalgemma: unknown command 'leaderbord'. Did you mean 'leaderboard'?", "Valid: baseline, check, data, leaderboard, list, plot, report, run")),
+    (("data", "pul"), "Usage: evalgemma data [OPTIONS] COMMAND [ARGS]...", ("unknown command 'pul'. Did you mean 'pull'?",)),
+    (("check", "--tolerance", "x"), "Usage: evalgemma check [OPTIONS]", ("error: Invalid value for '--tolerance': Input should be a valid number", "(got 'x')")),
+    (("plot", "dims"), "Usage: evalgemma plot [OPTIONS] {KIND}", ("error: Invalid value for 'KIND': unknown plot kind 'dims'. Did you mean 'dim'? Valid: dim, quant, vs-reference, xtreme-up",)),
+    (("plot",), "Usage: evalgemma plot [OPTIONS] {KIND}", ("error: Missing argument 'KIND'.",)),
+    (("leaderboard", "--format", "tabel"), "Usage: evalgemma leaderboard [OPTIONS]", ("unknown format 'tabel'. Did you mean 'table'?",)),
+    (("report", "--reference", "papr"), "Usage: evalgemma report [OPTIONS]", ("unknown reference 'papr'. Did you mean 'paper'?",)),
+    # click raises this one without a context: the usage line comes from re-parsing the command line
+    (("run", "--suite"), "Usage: evalgemma run [OPTIONS]", ("error: Option '--suite' requires an argument.",)),
+    (("data", "pull"), "Usage: evalgemma data pull [OPTIONS]", ("error: Missing option '--data-dir'.",)),
+])
+def test_usage_errors_exit_2_with_usage_and_close_matches(args: tuple[str, ...], usage: str, needles: tuple[str, ...]) -> None:
+    proc = evalgemma(*args)
+    assert_clean_error(proc, 2, usage, *needles)
+    assert proc.stderr.startswith(usage), proc.stderr[:500]  # the usage line comes first
+    assert proc.stdout == ""
+
+
+def test_a_bad_choice_fails_before_the_store_is_read(tmp_path: Path) -> None:
+    # the store does not exist: only the parse-time check can produce this message
+    proc = evalgemma("plot", "dims", "--store", str(tmp_path / "missing"), "--out", str(tmp_path / "f.png"))
+    assert_clean_error(proc, 2, "unknown plot kind 'dims'")
+    assert not (tmp_path / "f.png").exists()
+
+
+def test_no_command_prints_the_help_and_exits_2() -> None:
+    proc = evalgemma()
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    shown = proc.stdout + proc.stderr  # typer prints its rich help on stdout
+    assert "Usage: evalgemma [OPTIONS] COMMAND [ARGS]..." in shown and "leaderboard" in shown and "error:" not in shown
+
+
+def test_interrupt_exits_130_with_its_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # typer turns Ctrl-C into Exit(130) and, outside standalone mode, returns 130 instead of exiting
+    from evalgemma.cli import console
+    from evalgemma.cli.app import main
+
+    def interrupted(config: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(console, "run_with_console", interrupted)
+    monkeypatch.setattr(sys, "argv", ["evalgemma", "run", "--suite", "smoke", "--model", "minilm", "--store", str(tmp_path), "--no-cache"])
+    with pytest.raises(SystemExit) as info:
+        main()
+    assert info.value.code == 130
+    assert "interrupted: every finished unit is already saved" in capsys.readouterr().err
+
+
+def test_a_usage_error_of_click_itself_is_handled_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # typer 0.29 vendors click (typer._click); code that raises click's own UsageError must exit 2 the same way
+    import click
+
+    from evalgemma.cli import console
+    from evalgemma.cli.app import main
+
+    def bad(config: object) -> None:
+        raise click.UsageError("a usage error raised with click's own class")
+
+    monkeypatch.setattr(console, "run_with_console", bad)
+    monkeypatch.setattr(sys, "argv", ["evalgemma", "run", "--suite", "smoke", "--model", "minilm", "--store", str(tmp_path), "--no-cache"])
+    with pytest.raises(SystemExit) as info:
+        main()
+    err = capsys.readouterr().err
+    assert info.value.code == 2
+    # no context on the exception: the usage line comes from re-parsing the command line
+    assert err.startswith("Usage: evalgemma run [OPTIONS]") and "error: a usage error raised with click's own class" in err

@@ -215,17 +215,31 @@ def test_xtreme_up_reader_valid_example_is_read() -> None:
 
 
 @pytest.mark.parametrize(
-    "case",
-    ["deep_nesting", "huge_int", "corrupt_gzip"],
+    ("case", "message"),
+    [
+        ("deep_nesting", "retrieval_cross_lang/index.jsonl: line 1: invalid JSON: RecursionError"),
+        ("huge_int", "retrieval_cross_lang/index.jsonl: line 1: invalid JSON: ValueError"),
+        ("corrupt_gzip", "retrieval_cross_lang/index.jsonl.gz: not a valid gzip file"),
+    ],
 )
-def test_xtreme_up_reader_hostile_edge_cases(case: str) -> None:
+def test_xtreme_up_reader_hostile_edge_cases(case: str, message: str) -> None:
+    from evalgemma.benchmarks.xtreme_up.retrieval import load_xtreme_up
+
     good = gzip.compress(GOOD_INDEX * 20)
     if case == "deep_nesting":
-        check_xtreme(b"[" * 100_000 + b"\n", GOOD_QUERY)
+        index, gz, raw_gz = b"[" * 100_000 + b"\n", False, None
     elif case == "huge_int":
-        check_xtreme(b'{"id": ' + b"9" * 5000 + b', "title": "", "context": ""}\n', GOOD_QUERY)
+        index, gz, raw_gz = b'{"id": ' + b"9" * 5000 + b', "title": "", "context": ""}\n', False, None
     else:  # flip bytes inside the deflate stream, keep the gzip header
-        check_xtreme(b"", GOOD_QUERY, gz=True, raw_gz=good[:12] + bytes(b ^ 0x55 for b in good[12:30]) + good[30:])
+        index, gz, raw_gz = b"", True, good[:12] + bytes(b ^ 0x55 for b in good[12:30]) + good[30:]
+    with tempfile.TemporaryDirectory() as d:
+        root = Path(d)
+        _xtreme_layout(root, index, GOOD_QUERY, gz)
+        if raw_gz is not None:
+            (root / "retrieval_cross_lang" / "index.jsonl.gz").write_bytes(raw_gz)
+        # each of these once escaped as a traceback (RecursionError, ValueError, zlib.error)
+        with pytest.raises(DataError, match=re.escape(f"{root}/{message}")):
+            load_xtreme_up(root, "retrieval_cross_lang", "test", ["sw"])
 
 
 # ------------------------------------------------------------------ store files and names

@@ -11,7 +11,15 @@ import pandas as pd
 import pytest
 
 from evalgemma.errors import ConfigError, DataError
-from evalgemma.views.leaderboard import build_leaderboard, build_subset_table, recomputed_mismatches, task_scores
+from evalgemma.views.leaderboard import (
+    VariantName,
+    build_leaderboard,
+    build_subset_table,
+    find_row,
+    match_variant,
+    recomputed_mismatches,
+    task_scores,
+)
 from evalgemma.store.parquet import load_results, write_unit
 
 # Variant A: T1 (STS) cells 0.5, 0.7 -> 0.6; T2 (STS) 0.8; T3 (Retrieval) 0.3
@@ -156,6 +164,61 @@ def test_cli_leaderboard_from_store(tmp_path: Path) -> None:
     assert "| C | run | 50.00 | 50.00 | 90.00 | 10.00 | +5.00 |" in proc.stdout
     assert "--shared-tasks: compared on 2 of 3 tasks" in proc.stdout
     proc = _cli("leaderboard", "--store", str(store), "--format", "xml")
-    assert proc.returncode == 2 and "--format: unknown format 'xml'" in proc.stderr
+    assert proc.returncode == 2 and "Invalid value for '--format': unknown format 'xml'" in proc.stderr
     proc = _cli("leaderboard", "--store", str(store), "--reference", "papr")
     assert proc.returncode == 2 and "Did you mean 'paper'" in proc.stderr
+
+
+# ---------------------------------------------------------------- --baseline: labels, keys, reference labels
+
+RUN = VariantName("g · 768d", "v1-aaaaaaaaaaaa", "run")
+PAPER = VariantName("g · 768d (paper)", "ref-paper0000000", "paper")
+MTEB = VariantName("g · 768d (MTEB)", "ref-mteb00000000", "mteb")
+
+
+@pytest.mark.parametrize(("name", "variants", "want"), [
+    ("g · 768d", [RUN, PAPER], RUN),                 # the exact label wins over a reference label without suffix
+    ("g · 768d", [PAPER], PAPER),                    # the README example: only the paper's row has it
+    ("g · 768d", [MTEB], MTEB),
+    ("g · 768d (paper)", [RUN, PAPER, MTEB], PAPER),  # full labels and keys stay exact
+    ("ref-mteb00000000", [PAPER, MTEB], MTEB),
+    ("g · 768d", [PAPER, PAPER], PAPER),             # the same variant on several boards is one variant
+    ("m", [VariantName("m (paper)", "v1-bbbbbbbbbbbb", "run")], None),  # a run's label is never shortened
+    ("g · 512d", [RUN, PAPER], None),
+])
+def test_match_variant(name: str, variants: list[VariantName], want: VariantName | None) -> None:
+    assert match_variant(name, variants) == want
+
+
+def test_match_variant_refuses_an_ambiguous_name() -> None:
+    with pytest.raises(ConfigError, match=r"--baseline: 'g · 768d' matches 2 variants: 'g · 768d \(MTEB\)' \(ref-mteb00000000\), 'g · 768d \(paper\)' \(ref-paper0000000\)"):
+        match_variant("g · 768d", [PAPER, MTEB])
+    twins = [RUN, VariantName("g · 768d", "v1-cccccccccccc", "run")]
+    with pytest.raises(ConfigError, match="matches 2 variants"):
+        match_variant("g · 768d", twins)
+
+
+def test_find_row_suggests_labels_without_suffix(frame: pd.DataFrame) -> None:
+    lb = build_leaderboard(frame, "mini")
+    assert find_row(lb.rows, "b").variant == "B"
+    with pytest.raises(ConfigError, match=r"--baseline: unknown variant 'BB'. Did you mean 'B'\?"):
+        find_row(lb.rows, "BB")
+
+
+def test_cli_baseline_is_a_paper_row_by_its_short_label(tmp_path: Path) -> None:
+    """The README example: the paper's EmbeddingGemma row named without ' (paper)' is the Δ baseline."""
+    empty = tmp_path / "store"
+    empty.mkdir()
+    proc = _cli("leaderboard", "--store", str(empty), "--suite", "mteb-eng-v2", "--reference", "paper",
+                "--baseline", "embeddinggemma-300m · 768d", "--format", "csv")
+    assert proc.returncode == 0, proc.stderr
+    out = pd.read_csv(pd.io.common.StringIO(proc.stdout)).set_index("variant")
+    base, q4 = out.loc["embeddinggemma-300m · 768d (paper)"], out.loc["embeddinggemma-300m · q4_0(qat) · 768d (paper)"]
+    assert base["Δ Mean(Task)"] == 0.0
+    # the paper's MTEB(eng, v2) means: 69.67 (full precision) and 69.31 (Q4_0 QAT)
+    assert round(100 * base["mean_task"], 2) == 69.67 and round(100 * q4["mean_task"], 2) == 69.31
+    assert q4["Δ Mean(Task)"] == pytest.approx(q4["mean_task"] - base["mean_task"], abs=0)
+    both = _cli("leaderboard", "--store", str(empty), "--suite", "mteb-eng-v2", "--reference", "both", "--baseline", "embeddinggemma-300m · 768d")
+    assert both.returncode == 2 and "'embeddinggemma-300m · 768d' matches 2 variants" in both.stderr
+    typo = _cli("leaderboard", "--store", str(empty), "--suite", "mteb-eng-v2", "--reference", "paper", "--baseline", "embeddinggemma-300m · 786d")
+    assert typo.returncode == 2 and "Did you mean 'embeddinggemma-300m · 768d'" in typo.stderr

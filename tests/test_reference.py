@@ -127,3 +127,15 @@ def test_build_reference_is_reproducible(tmp_path: Path) -> None:
     new = pd.read_parquet(tmp_path / "mteb_task_scores.parquet")
     old = pd.read_parquet(reference_dir() / "mteb_task_scores.parquet")
     pd.testing.assert_frame_equal(new, old)
+
+
+def test_every_reference_label_ends_with_its_kind_suffix() -> None:
+    """``--baseline`` finds a published row by its label without this suffix (``LABEL_SUFFIXES``)."""
+    from evalgemma.catalog.reference import LABEL_SUFFIXES
+
+    ref = load_reference("both")
+    labels = pd.concat([ref.rows[["variant", "kind"]], ref.aggregates[["variant", "kind"]]]).drop_duplicates()
+    assert set(labels["kind"]) == set(LABEL_SUFFIXES)
+    wrong = [(v, k) for v, k in zip(labels["variant"], labels["kind"], strict=True) if not v.endswith(LABEL_SUFFIXES[k])]
+    assert wrong == []
+    assert len(labels) > 40  # every paper and MTEB model, not an empty frame

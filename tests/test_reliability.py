@@ -212,8 +212,11 @@ def test_corrupt_files_are_reported_with_their_path_and_skipped(corrupt_store: t
 
 
 def test_leaderboard_cli_survives_corrupt_files(corrupt_store: tuple[Path, dict[str, Path]], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import pandas as pd
+
     store, bad = corrupt_store
     before = digests(store)
+    shown = {}
     for fmt in ("csv", "table"):
         code, out, err = cli(["leaderboard", "--store", str(store), "--reference", "none", "--format", fmt], capsys, monkeypatch)
         assert code == 0, err
@@ -221,7 +224,12 @@ def test_leaderboard_cli_survives_corrupt_files(corrupt_store: tuple[Path, dict[
         flat = " ".join(err.split())
         for path in bad.values():
             assert f"warning: skipped store file: {path}:" in flat
-    assert "smoke" in out
+        shown[fmt] = out
+    # the two good units are shown: SmokeSTS main score 1.0, SmokeRetrieval 2.0 (make_rows: unit number), 2 of 7 smoke tasks
+    board = pd.read_csv(io.StringIO(shown["csv"]))
+    assert board["variant"].tolist() == ["fault · vGood"]
+    assert (board.loc[0, "STS"], board.loc[0, "Retrieval"], board.loc[0, "n_tasks"], board.loc[0, "n_expected"]) == (1.0, 2.0, 2, 7)
+    assert "incomplete (2/7)" in shown["table"]
     assert digests(store) == before
 
 

@@ -79,11 +79,29 @@ def test_truncated_dim_scores_lower(xtreme_store: Path) -> None:
 
 
 def test_leaderboard_shows_the_language(xtreme_store: Path) -> None:
+    import pandas as pd
+
+    from evalgemma.views.leaderboard import build_subset_table, expected_subsets
+
+    frame = load_results(xtreme_store)
+    stored = frame[frame["is_main"]].set_index("variant")["value"]
+    # the library's per-language table for the evaluated language: the stored MRR@10, unrounded
+    lb = build_subset_table(frame, "xtreme-up", subsets=("de",))
+    table = lb.to_frame().set_index("variant")
+    assert sorted(table.index) == ["all-MiniLM-L6-v2 · 128d", "all-MiniLM-L6-v2 · 384d"]
+    for label in table.index:
+        assert table.loc[label, "de"] == stored[label] and table.loc[label, "mean_task"] == stored[label]
+    # the CLI shows the suite's 20 languages: de is not one of them, so every mean is incomplete (0/20)
     env = {**os.environ, "COLUMNS": "250"}
     proc = subprocess.run([sys.executable, "-c", "from evalgemma.cli.app import main; main()", "leaderboard", "--suite", "xtreme-up", "--store", str(xtreme_store), "--reference", "none", "--format", "csv"],
                           capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr
-    assert "all-MiniLM-L6-v2 · 384d" in proc.stdout and "de" in proc.stdout
+    shown = pd.read_csv(pd.io.common.StringIO(proc.stdout)).set_index("variant")
+    languages = expected_subsets("xtreme-up")
+    assert len(languages) == 20 and "de" not in languages
+    assert sorted(shown.index) == sorted(table.index)
+    assert [c for c in shown.columns if c in languages] == list(languages) and "de" not in shown.columns
+    assert (shown["n_tasks"] == 0).all() and (shown["n_expected"] == 20).all() and shown["mean_task"].isna().all()
 
 
 def test_bad_data_fails_before_loading_the_model(tmp_path: Path, xquad_root: Path) -> None:

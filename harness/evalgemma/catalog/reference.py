@@ -24,6 +24,10 @@ ReferenceKind = Literal["paper", "mteb", "mteb-all", "both", "none"]
 REFERENCE_KINDS: tuple[str, ...] = ("paper", "mteb", "mteb-all", "both", "none")
 Revisions = Literal["head", "recovered", "earliest"]
 
+#: The suffix each reference row kind adds to its variant label (``scripts/build_reference.py::label``
+#: writes it), so a published row never shares a label with a run of the same model.
+LABEL_SUFFIXES: dict[str, str] = {"paper": " (paper)", "mteb": " (MTEB)"}
+
 #: Columns shared by store rows and reference rows (the leaderboard's input).
 ROW_COLUMNS: tuple[str, ...] = (
     "model", "variant", "variant_key", "dim", "dtype", "quant", "suite", "task", "task_type",

@@ -445,9 +445,10 @@ def _explicit_pairs(
         if name in side:
             return name
         keys = [k for k, label in side.items() if label == name]
-        if len(keys) != 1:
-            found = "no" if not keys else f"{len(keys)}"
-            raise ConfigError(f"--pair: {found} {what} variant(s) named {name!r}; {what} variants: {sorted(set(side.values()))}")
+        if not keys:
+            raise unknown_name(f"{what} variant", name, [*side.values(), *side], where="--pair")
+        if len(keys) > 1:
+            raise ConfigError(f"--pair: {len(keys)} {what} variants are named {name!r} (keys {', '.join(sorted(keys))}); give a key")
         return keys[0]
 
     out: dict[str, str] = {}

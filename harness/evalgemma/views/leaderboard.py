@@ -16,10 +16,10 @@ Scores are stored unrounded (0-1) and shown ×100 with two decimals.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from evalgemma.errors import ConfigError, DataError, unknown_name
 
@@ -270,19 +270,58 @@ def _mean(values: Sequence[float]) -> float:
     return math.fsum(values) / len(values)
 
 
-def _select(rows: tuple[Row, ...], baseline: str | None) -> Row | None:
-    if baseline is None:
-        return None
-    for r in rows:
-        if baseline in (r.variant, r.variant_key):
-            return r
-    raise unknown_name("variant", baseline, [r.variant for r in rows] + [r.variant_key for r in rows], where="--baseline")
+class VariantName(NamedTuple):
+    """What a user can call a variant by: its label, its key; ``kind`` is ``run``, ``paper`` or ``mteb``."""
+
+    label: str
+    key: str
+    kind: str
+
+
+def match_variant(name: str, variants: Iterable[VariantName], *, where: str = "--baseline") -> VariantName | None:
+    """The one variant ``name`` selects, or None when it selects none.
+
+    ``name`` is a label or a key; failing that, a reference variant's label without its
+    `` (paper)`` / `` (MTEB)`` suffix (``LABEL_SUFFIXES``), so ``embeddinggemma-300m · 768d``
+    selects ``embeddinggemma-300m · 768d (paper)`` when the store has no run of that label.
+
+    Raises:
+        ConfigError: ``name`` selects several variants (the message lists them).
+    """
+    from evalgemma.catalog.reference import LABEL_SUFFIXES
+
+    unique = list({v.key: v for v in variants}.values())
+    exact = [v for v in unique if name in (v.label, v.key)]
+    stripped = [v for v in unique if v.kind in LABEL_SUFFIXES and v.label == name + LABEL_SUFFIXES[v.kind]]
+    for found in (exact, stripped):
+        if len(found) == 1:
+            return found[0]
+        if found:
+            shown = ", ".join(f"{v.label!r} ({v.key})" for v in sorted(found))
+            raise ConfigError(f"{where}: {name!r} matches {len(found)} variants: {shown}; give one of these labels or keys")
+    return None
+
+
+def find_row(rows: Sequence[Row], name: str, *, where: str = "--baseline") -> Row:
+    """The leaderboard row ``name`` selects (see ``match_variant``).
+
+    Raises:
+        ConfigError: no row matches (with close matches and the valid names), or several do.
+    """
+    from evalgemma.catalog.reference import LABEL_SUFFIXES
+
+    names = [VariantName(r.variant, r.variant_key, r.kind) for r in rows]
+    hit = match_variant(name, names, where=where)
+    if hit is None:
+        short = [v.label.removesuffix(LABEL_SUFFIXES[v.kind]) for v in names if v.kind in LABEL_SUFFIXES]
+        raise unknown_name("variant", name, [v.label for v in names] + short + [v.key for v in names], where=where)
+    return next(r for r in rows if r.variant_key == hit.key)
 
 
 def _with_deltas(rows: tuple[Row, ...], baseline: str | None, names: Sequence[str]) -> tuple[Row, ...]:
-    base = _select(rows, baseline)
-    if base is None:
+    if baseline is None:
         return rows
+    base = find_row(rows, baseline)
     out = []
     for r in rows:
         deltas: dict[str, float | None] = {}

@@ -13,7 +13,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from evalgemma.errors import DataError, StoreError
-from evalgemma.views.leaderboard import MTEB_SUITES, Leaderboard, build_leaderboard, build_subset_table, is_subset_suite, suites_in
+from evalgemma.views.leaderboard import (
+    MTEB_SUITES,
+    Leaderboard,
+    VariantName,
+    build_leaderboard,
+    build_subset_table,
+    is_subset_suite,
+    match_variant,
+    suites_in,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -98,19 +107,26 @@ def leaderboards(
 
 
 def _baseline_for(baseline: str | None, frame: pd.DataFrame | None, reference: Reference | None, suite: str) -> str | None:
-    """Apply ``--baseline`` only to suites where that variant has rows (an unknown one still errors for a single suite)."""
+    """Apply ``--baseline`` only to suites where that variant has rows (an unknown one still errors for a single suite).
+
+    Returns the selected variant's full label (its key where another variant shares the label),
+    found by ``match_variant`` (a label, a key, or a reference label without its suffix), or None
+    when the variant has no rows in ``suite``.
+    """
     if baseline is None:
         return None
-    for source in (frame, reference.rows if reference is not None else None):
+    sources = [frame, reference.rows if reference is not None else None, reference.aggregates if reference is not None else None]
+    names: list[VariantName] = []
+    for source in sources:
         if source is not None and not source.empty:
             sub = source[source["suite"] == suite]
-            if ((sub["variant"] == baseline) | (sub["variant_key"] == baseline)).any():
-                return baseline
-    if reference is not None and not reference.aggregates.empty:
-        agg = reference.aggregates[reference.aggregates["suite"] == suite]
-        if ((agg["variant"] == baseline) | (agg["variant_key"] == baseline)).any():
-            return baseline
-    return None
+            kinds = sub["kind"] if "kind" in sub.columns else ["run"] * len(sub)
+            names += [VariantName(str(v), str(k), str(kind)) for v, k, kind in zip(sub["variant"], sub["variant_key"], kinds, strict=True)]
+    hit = match_variant(baseline, names, where="--baseline")
+    if hit is None:
+        return None
+    shared = {n.key for n in names if n.label == hit.label}
+    return hit.label if shared == {hit.key} and baseline != hit.key else hit.key
 
 
 def _chart(kind: str, frame: pd.DataFrame | None, reference: Reference | None) -> str:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from evalgemma.cli.quiet import disable_progress_bars
 from evalgemma.errors import ConfigError
 
 
@@ -60,6 +61,8 @@ def run(
     max_retries: Annotated[int, typer.Option(help="Ray: resubmissions of a unit whose worker died or raised unexpectedly")] = 2,
 ) -> None:
     """Evaluate a model's variants on a suite; stores every finished unit at once."""
+    if no_progress:
+        disable_progress_bars()
     from evalgemma.run.config import RunConfig
 
     if split not in (None, "test", "validation"):

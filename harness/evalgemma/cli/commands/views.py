@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from evalgemma.cli.params import one_of
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -14,6 +16,21 @@ if TYPE_CHECKING:
     from evalgemma.catalog.reference import Reference
 
 FORMATS = ("table", "markdown", "csv", "html")
+
+
+def _reference_kinds() -> tuple[str, ...]:
+    from evalgemma.catalog.reference import REFERENCE_KINDS
+
+    return REFERENCE_KINDS
+
+
+def _plot_kinds() -> tuple[str, ...]:
+    from evalgemma.views.plots import PLOTS
+
+    return tuple(PLOTS)
+
+
+_check_reference = one_of("reference", _reference_kinds)
 
 
 def _load(store: Path, reference: str) -> tuple[pd.DataFrame, Reference, list[str]]:
@@ -50,23 +67,20 @@ def register(app: typer.Typer) -> None:
     def leaderboard(
         suite: list[str] = typer.Option(None, "--suite", help="suite(s) to show (default: every suite in the store)"),
         store: Path = typer.Option(Path("results/store"), "--store", help="results store directory"),
-        reference: str = typer.Option("paper", "--reference", help="published scores to show: paper | mteb | mteb-all | both | none"),
+        reference: str = typer.Option("paper", "--reference", help="published scores to show: paper | mteb | mteb-all | both | none", callback=_check_reference),
         baseline: str = typer.Option(None, "--baseline", help="variant label or key; adds Δ columns (row − baseline)"),
         shared_tasks: bool = typer.Option(False, "--shared-tasks", help="compare only on tasks every shown variant has"),
-        fmt: str = typer.Option("table", "--format", help="table | markdown | csv | html"),
+        fmt: str = typer.Option("table", "--format", help="table | markdown | csv | html", callback=one_of("format", lambda: FORMATS)),
     ) -> None:
         """Show MTEB-style leaderboards (Mean(Task), Mean(TaskType), per type) and XTREME-UP per language."""
-        from evalgemma.errors import unknown_name
         from evalgemma.views.report import leaderboards, to_csv, to_html_table, to_markdown
 
-        if fmt not in FORMATS:
-            raise unknown_name("format", fmt, FORMATS, where="--format")
         frame, ref, _ = _load(store, reference)
         boards = leaderboards(frame, ref, suite or None, shared_tasks=shared_tasks, baseline=baseline)
         if baseline is not None and all(lb.baseline is None for lb in boards):
-            from evalgemma.views.leaderboard import _select
+            from evalgemma.views.leaderboard import find_row
 
-            _select(tuple(r for lb in boards for r in lb.rows), baseline)  # raises the close-match error
+            find_row(tuple(r for lb in boards for r in lb.rows), baseline)  # raises the close-match error
         for i, lb in enumerate(boards):
             if fmt == "table":
                 _print_table(lb)
@@ -83,7 +97,7 @@ def register(app: typer.Typer) -> None:
         store: Path = typer.Option(Path("results/store"), "--store", help="results store directory"),
         out: Path = typer.Option(Path("report.html"), "--out", help="HTML file to write"),
         suite: list[str] = typer.Option(None, "--suite", help="suite(s) to include (default: store suites + reference suites)"),
-        reference: str = typer.Option("both", "--reference", help="paper | mteb | mteb-all | both | none"),
+        reference: str = typer.Option("both", "--reference", help="paper | mteb | mteb-all | both | none", callback=_check_reference),
         baseline: str = typer.Option(None, "--baseline", help="variant label or key for Δ columns"),
         title: str = typer.Option("evalgemma report", "--title"),
     ) -> None:
@@ -97,10 +111,10 @@ def register(app: typer.Typer) -> None:
 
     @app.command("plot")
     def plot(
-        kind: str = typer.Argument(..., help="dim | quant | xtreme-up | vs-reference"),
+        kind: str = typer.Argument(..., metavar="KIND", help="dim | quant | xtreme-up | vs-reference", callback=one_of("plot kind", _plot_kinds)),
         store: Path = typer.Option(Path("results/store"), "--store", help="results store directory"),
         out: Path = typer.Option(Path("figure.png"), "--out", help="image file (.png, .svg, .pdf)"),
-        reference: str = typer.Option("both", "--reference", help="paper | mteb | mteb-all | both | none"),
+        reference: str = typer.Option("both", "--reference", help="paper | mteb | mteb-all | both | none", callback=_check_reference),
     ) -> None:
         """Draw one chart to a file."""
         from evalgemma.views.plots import make_plot, save_figure
