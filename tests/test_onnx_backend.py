@@ -23,12 +23,11 @@ import pytest
 
 pytest.importorskip("onnxruntime", reason="the ONNX backend needs evalgemma[backends]")
 
-from conftest import require  # noqa: E402
-
-from evalgemma.encode import onnx_backend as ob  # noqa: E402
-from evalgemma.encode.encoder import Encoder  # noqa: E402
-from evalgemma.encode.parity import ParityThresholds, parity, top_k_neighbours  # noqa: E402
-from evalgemma.errors import ConfigError, DataError  # noqa: E402
+from conftest import require
+from evalgemma.encode import onnx_backend as ob
+from evalgemma.encode.encoder import Encoder
+from evalgemma.encode.parity import ParityThresholds, parity, top_k_neighbours
+from evalgemma.errors import ConfigError, DataError
 
 #: fp32 bounds; measured on the 80 probe texts: cosine 1.0000000 (min and mean), top-10 overlap 1.0,
 #: max |Δ norm| ≤ 5e-7 for both models. Quantized formats: bounds a little below the measured values.

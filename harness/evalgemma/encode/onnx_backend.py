@@ -38,7 +38,7 @@ import tempfile
 import time
 import warnings
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
@@ -141,7 +141,7 @@ def parse_onnx_quant(value: str) -> OnnxQuant:
     """``value`` if it is a quantization the ONNX backend has, else a ConfigError listing them."""
     if value not in ONNX_QUANTS:
         raise unknown_name("ONNX quantization", value, ONNX_QUANTS, where="--quant")
-    return value  # type: ignore[return-value]
+    return value
 
 
 def file_sha256(path: Path) -> str:
@@ -212,7 +212,7 @@ def _read_entry(folder: Path) -> dict[str, Any] | None:
         with suppress(OSError):
             manifest_path.unlink()
         return None
-    return manifest
+    return dict(manifest)
 
 
 def _artifact(folder: Path, manifest: Mapping[str, Any], built_seconds: float | None) -> OnnxArtifact:
@@ -352,7 +352,8 @@ def _export_graph(st: Any, recipe: OnnxRecipe, source: Path) -> tuple[bytes, flo
             self.model = model
 
         def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            return self.model({"input_ids": input_ids, "attention_mask": attention_mask})[OUTPUT_NAME]
+            out: torch.Tensor = self.model({"input_ids": input_ids, "attention_mask": attention_mask})[OUTPUT_NAME]
+            return out
 
     wrapper = Pipeline(st).eval()
     # Two texts of different lengths: batch and sequence are traced as symbolic, padding is present.
@@ -571,9 +572,9 @@ def _check_signature(session: Any, path: Path) -> int | None:
             f"{path}: not a whole sentence-embedding pipeline: it has {has}; evalgemma needs {expected} "
             "(a transformer-only export lacks pooling and the Dense heads: export the model directory instead)"
         )
-    for name in inputs:
-        if "int64" not in inputs[name].type:
-            raise DataError(f"{path}: input {name} is {inputs[name].type}, expected tensor(int64)")
+    for name, spec in inputs.items():
+        if "int64" not in spec.type:
+            raise DataError(f"{path}: input {name} is {spec.type}, expected tensor(int64)")
     shape = outputs[OUTPUT_NAME].shape
     if shape is not None and len(shape) != 2:
         raise DataError(f"{path}: output {OUTPUT_NAME} has shape {shape}, expected [batch, dim] (token embeddings mean no pooling)")
@@ -657,11 +658,11 @@ class OnnxSentenceModel:
             return np.zeros((0, self.get_embedding_dimension()), dtype=np.float32)
         order = np.argsort([-len(t) for t in texts])
         rendered = [(prompt or "") + texts[i] for i in order]
-        starts = range(0, len(rendered), max(1, batch_size))
+        starts: Iterable[int] = range(0, len(rendered), max(1, batch_size))
         if show_progress_bar:
             from tqdm.auto import tqdm
 
-            starts = tqdm(starts, desc="Batches")  # type: ignore[assignment]
+            starts = tqdm(starts, desc="Batches")
         parts = [self._run(self.tokenize(rendered[s : s + batch_size])) for s in starts]
         sorted_vectors = np.concatenate(parts, axis=0)
         out = np.empty_like(sorted_vectors)
