@@ -80,18 +80,39 @@ def models(minilm_path: Path, tiny_gemma: Path) -> dict[str, tuple[Path, int]]:
     return {"minilm": (minilm_path, 256), "tiny": (tiny_gemma, 512)}
 
 
+class _Lazy(dict):  # type: ignore[type-arg]
+    """Built on first use, so ``-k`` runs export only what they need."""
+
+    def __init__(self, build: Any) -> None:
+        super().__init__()
+        self.build = build
+
+    def __missing__(self, key: Any) -> Any:
+        self[key] = value = self.build(key)
+        return value
+
+
 @pytest.fixture(scope="module")
 def references(models: dict[str, tuple[Path, int]]) -> dict[str, Encoder]:
-    return {name: torch_encoder(path, msl, f"torch-{name}") for name, (path, msl) in models.items()}
+    return _Lazy(lambda name: torch_encoder(models[name][0], models[name][1], f"torch-{name}"))
 
 
 @pytest.fixture(scope="module")
 def artifacts(models: dict[str, tuple[Path, int]], cache: Path) -> dict[tuple[str, str], ob.OnnxArtifact]:
-    return {(name, q): ob.export_onnx(path, cache, q) for name, (path, _) in models.items() for q in ob.ONNX_QUANTS}
+    return _Lazy(lambda key: ob.export_onnx(models[key[0]][0], cache, key[1]))
+
+
+_ENCODERS: dict[tuple[str, int], Encoder] = {}
 
 
 def candidate(artifact: ob.OnnxArtifact, max_seq_length: int) -> Encoder:
-    return ob.onnx_encoder(artifact, f"onnx-{artifact.quant}-{artifact.sha256[:12]}", max_seq_length=max_seq_length, threads=2)
+    """One ONNX encoder per (artifact, max length) for the module (sessions and tokenizers load once)."""
+    key = (artifact.sha256, max_seq_length)
+    if key not in _ENCODERS:
+        _ENCODERS[key] = ob.onnx_encoder(artifact, f"onnx-{artifact.quant}-{artifact.sha256[:12]}", max_seq_length=max_seq_length, threads=2)
+    encoder = _ENCODERS[key]
+    encoder.clear_memory()
+    return encoder
 
 
 # ---------------------------------------------------------------- parity function
@@ -303,6 +324,15 @@ def test_damaged_and_interrupted_entries_are_rebuilt(artifacts: dict[tuple[str, 
     with pytest.warns(RuntimeWarning, match="damaged ONNX cache entry"):
         again = ob.export_onnx(minilm_path, cache, "q4")
     assert again.built_seconds is not None and ob.file_sha256(again.path) == again.sha256
+    # The same damage in a folder the user gave is an error, and nothing of theirs is changed.
+    given = cache.parent / "given-damaged"
+    shutil.copytree(again.path.parent, given)
+    with (given / ob.MODEL_FILE).open("r+b") as fh:
+        fh.seek(1000)
+        fh.write(b"\xff" * 16)
+    with pytest.raises(DataError, match="damaged ONNX artifact .*does not match the sha256"):
+        ob.open_onnx(given)
+    assert (given / ob.MANIFEST).is_file()
 
 
 # ---------------------------------------------------------------- given artifacts and bad input
@@ -423,3 +453,31 @@ def test_unsupported_pipelines_and_missing_package(minilm_path: Path, tmp_path: 
     with pytest.raises(ConfigError, match=r"evalgemma\[backends\]") as info:
         ob.open_onnx(minilm_path)
     assert "'onnxruntime'" in str(info.value) and info.value.exit_code == 2
+
+
+# ---------------------------------------------------------------- downstream: mteb through the same adapter
+
+
+def test_mteb_scores_through_the_onnx_encoder(artifacts: dict[tuple[str, str], ob.OnnxArtifact], references: dict[str, Encoder]) -> None:
+    """The ONNX encoder plugs into the mteb bridge unchanged: on the smoke STS and retrieval tasks
+    (EmbeddingGemma prompts per task type) its main scores equal the torch backend's."""
+    import mteb
+
+    from evalgemma.benchmarks.mteb.adapter import MtebView
+    from evalgemma.benchmarks.smoke.tasks import smoke_tasks
+    from evalgemma.variants.views import l2_normalize
+
+    prompts = dict(references["tiny"].st_model.prompts)
+    onnx_enc = candidate(artifacts[("tiny", "none")], 512)
+    scores: dict[str, list[float]] = {}
+    used: list[dict[str, str]] = []
+    for enc in (references["tiny"], onnx_enc):
+        view = MtebView(enc, "tiny-embeddinggemma", "test", prompts, l2_normalize, "cosine", 32)
+        result = mteb.evaluate(view, smoke_tasks(["SmokeSTS", "SmokeRetrieval"]), cache=None, show_progress_bar=False)
+        for task_result in result.task_results:
+            scores.setdefault(task_result.task_name, []).append(task_result.get_score())
+        used.append(dict(view.used_prompts))
+    assert used[0] == used[1] and used[1]["STS/all"] == "task: sentence similarity | query: "
+    assert used[1]["Retrieval/document"] == "title: none | text: "
+    for name, (torch_score, onnx_score) in scores.items():
+        assert abs(torch_score - onnx_score) < 1e-6, (name, torch_score, onnx_score)

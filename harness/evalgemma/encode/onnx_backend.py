@@ -190,9 +190,13 @@ def _op_counts(path: Path) -> dict[str, int]:
 # ---------------------------------------------------------------- the content cache
 
 
-def _read_entry(folder: Path) -> dict[str, Any] | None:
-    """The manifest of a complete, intact cache entry; None when there is none. A present but
-    damaged entry (unreadable manifest, missing file, sha256 mismatch) is warned about."""
+def _read_entry(folder: Path, *, repair: bool = True) -> dict[str, Any] | None:
+    """The manifest of a complete, intact cache entry; None when there is none.
+
+    A present but damaged entry (unreadable manifest, missing file, sha256 mismatch) is warned
+    about and its manifest removed, so it is rebuilt; with ``repair=False`` (a folder the user
+    gave, which evalgemma never changes) it is a DataError instead.
+    """
     manifest_path = folder / MANIFEST
     if not manifest_path.exists():
         return None
@@ -207,6 +211,8 @@ def _read_entry(folder: Path) -> dict[str, Any] | None:
             problem = f"{MODEL_FILE} does not match the sha256 its manifest records"
     except (OSError, ValueError) as exc:
         problem = f"unreadable manifest ({exc})"
+    if problem and not repair:
+        raise DataError(f"{folder}: damaged ONNX artifact ({problem})")
     if problem:
         warnings.warn(f"{folder}: damaged ONNX cache entry ({problem}); rebuilding it", RuntimeWarning, stacklevel=3)
         with suppress(OSError):
@@ -286,16 +292,16 @@ def export_onnx(
     material = {"format": EXPORT_FORMAT, "source_sha256": directory_digest(source), "recipe": base.settings(), "versions": versions}
     folder = cache / _key(material)
     manifest = _read_entry(folder)
-    fp32 = _artifact(folder, manifest, None) if manifest else _export_entry(source, folder, base, material)
+    fp32 = _artifact(folder, manifest, None) if manifest else _export_entry(source, folder, base, material, allow_pickle_weights=allow_pickle_weights)
     if quant == "none":
         return fp32
     return _quantized(fp32, cache, OnnxRecipe(**{**asdict(recipe), "quant": quant}), versions)
 
 
-def _export_entry(source: Path, folder: Path, recipe: OnnxRecipe, material: Mapping[str, Any]) -> OnnxArtifact:
+def _export_entry(source: Path, folder: Path, recipe: OnnxRecipe, material: Mapping[str, Any], *, allow_pickle_weights: bool) -> OnnxArtifact:
     started = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
-    st = _load_pipeline(source)
+    st = _load_pipeline(source, allow_pickle_weights=allow_pickle_weights)
     data, check = _export_graph(st, recipe, source)
     _write_bytes(folder / MODEL_FILE, data)
     del data
@@ -317,7 +323,7 @@ def _export_entry(source: Path, folder: Path, recipe: OnnxRecipe, material: Mapp
     return _finish_entry(folder, manifest, started)
 
 
-def _load_pipeline(source: Path) -> Any:
+def _load_pipeline(source: Path, *, allow_pickle_weights: bool = False) -> Any:
     """The float32 sentence-transformers pipeline on CPU, refused where one graph cannot express it."""
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
 
@@ -327,7 +333,7 @@ def _load_pipeline(source: Path) -> Any:
 
     described = describe_local(source)
     weight = WeightSpec(model=str(source), revision=described.revision, dtype="float32", max_seq_length=described.default_max_seq_length or 512)
-    st = load_sentence_transformer(described, weight, device="cpu")
+    st = load_sentence_transformer(described, weight, device="cpu", allow_pickle_weights=allow_pickle_weights)
     for module in st:
         if isinstance(module, Pooling) and not module.include_prompt:
             raise ConfigError(
@@ -486,7 +492,7 @@ def open_onnx(
     onnx_file, folder = _locate(Path(path).expanduser())
     manifest: dict[str, Any] = {}
     if (folder / MANIFEST).is_file() and onnx_file.name == MODEL_FILE:
-        manifest = _read_entry(folder) or {}
+        manifest = _read_entry(folder, repair=False) or {}
     output_dim = inspect_onnx(onnx_file)
     tokenizer_dir = _tokenizer_dir(onnx_file)
     recorded_quant = manifest.get("recipe", {}).get("quant") if manifest else None
