@@ -274,12 +274,16 @@ def test_cache_hit_copy_and_changed_source(tiny_gemma: Path, cache: Path, tmp_pa
         m.setattr(ob, "_export_graph", no_export)
         for again in (ob.export_onnx(tiny_gemma, cache), ob.export_onnx(copy, cache)):
             assert (again.sha256, again.path, again.built_seconds) == (first.sha256, first.path, None)
+        q4 = artifacts[("tiny", "q4")]
+        assert ob.find_export(copy, cache).sha256 == first.sha256  # type: ignore[union-attr]
+        assert ob.find_export(copy, cache, "q4").sha256 == q4.sha256  # type: ignore[union-attr]
     # Changed source: mean pooling replaced by the first token (a conversion that lost its pooling).
     pooling = copy / "1_Pooling" / "config.json"
     cfg = json.loads(pooling.read_text())
     assert cfg["pooling_mode"] == "mean"
     cfg["pooling_mode"] = "cls"
     pooling.write_text(json.dumps(cfg))
+    assert ob.find_export(copy, cache) is None  # changed: not exported yet, and looking does not export
     changed = ob.export_onnx(copy, cache)
     assert changed.built_seconds is not None and changed.path.parent != first.path.parent and changed.sha256 != first.sha256
     report = parity(references["tiny"], candidate(changed, 512), texts, prompt="task: sentence similarity | query: ")

@@ -278,6 +278,20 @@ def export_onnx(
             (prompt-excluding pooling, lower-casing), or a missing optional package.
         DataError: the exporter failed, or its graph disagrees with torch on the tracing inputs.
     """
+    artifact = _export(model_dir, cache_dir, quant, recipe=recipe, allow_pickle_weights=allow_pickle_weights, build=True)
+    assert artifact is not None
+    return artifact
+
+
+def find_export(model_dir: str | Path, cache_dir: str | Path, quant: OnnxQuant = "none", *, recipe: OnnxRecipe | None = None) -> OnnxArtifact | None:
+    """The cached artifact ``export_onnx`` would return, or None where it would have to build it
+    (so a planner can learn the artifact's sha256, or that it is missing, without exporting)."""
+    return _export(model_dir, cache_dir, quant, recipe=recipe, allow_pickle_weights=False, build=False)
+
+
+def _export(
+    model_dir: str | Path, cache_dir: str | Path, quant: OnnxQuant, *, recipe: OnnxRecipe | None, allow_pickle_weights: bool, build: bool,
+) -> OnnxArtifact | None:
     from evalgemma.encode.models import directory_digest
 
     quant = parse_onnx_quant(quant)
@@ -292,10 +306,15 @@ def export_onnx(
     material = {"format": EXPORT_FORMAT, "source_sha256": directory_digest(source), "recipe": base.settings(), "versions": versions}
     folder = cache / _key(material)
     manifest = _read_entry(folder)
-    fp32 = _artifact(folder, manifest, None) if manifest else _export_entry(source, folder, base, material, allow_pickle_weights=allow_pickle_weights)
+    if manifest:
+        fp32 = _artifact(folder, manifest, None)
+    elif build:
+        fp32 = _export_entry(source, folder, base, material, allow_pickle_weights=allow_pickle_weights)
+    else:
+        return None
     if quant == "none":
         return fp32
-    return _quantized(fp32, cache, OnnxRecipe(**{**asdict(recipe), "quant": quant}), versions)
+    return _quantized(fp32, cache, OnnxRecipe(**{**asdict(recipe), "quant": quant}), versions, build=build)
 
 
 def _export_entry(source: Path, folder: Path, recipe: OnnxRecipe, material: Mapping[str, Any], *, allow_pickle_weights: bool) -> OnnxArtifact:
@@ -396,12 +415,14 @@ def _export_graph(st: Any, recipe: OnnxRecipe, source: Path) -> tuple[bytes, flo
 # ---------------------------------------------------------------- quantization
 
 
-def _quantized(base: OnnxArtifact, cache: Path, recipe: OnnxRecipe, versions: Mapping[str, str]) -> OnnxArtifact:
+def _quantized(base: OnnxArtifact, cache: Path, recipe: OnnxRecipe, versions: Mapping[str, str], *, build: bool = True) -> OnnxArtifact | None:
     material = {"format": EXPORT_FORMAT, "from_onnx_sha256": base.sha256, "recipe": recipe.settings(), "versions": dict(versions)}
     folder = cache / _key(material)
     manifest = _read_entry(folder)
     if manifest:
         return _artifact(folder, manifest, None)
+    if not build:
+        return None
     started = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
     _quantize_file(base.path, folder / MODEL_FILE, recipe)
@@ -515,7 +536,9 @@ def open_onnx(
     already = sorted(op for op in ops if op in _QUANTIZED_OPS)
     if already or recorded_quant not in (None, "none"):
         raise ConfigError(f"--quant {quant}: {onnx_file} is already quantized ({', '.join(already) or recorded_quant}); use it with --quant none")
-    return _quantized(given, Path(cache_dir), OnnxRecipe(**{**asdict(recipe or OnnxRecipe()), "quant": quant}), _versions())
+    quantized = _quantized(given, Path(cache_dir), OnnxRecipe(**{**asdict(recipe or OnnxRecipe()), "quant": quant}), _versions())
+    assert quantized is not None
+    return quantized
 
 
 def _locate(path: Path) -> tuple[Path, Path]:
