@@ -2,7 +2,7 @@
 # Create .venv (if needed) and install evalgemma with everything it needs, pinned by
 # constraints.txt. Idempotent: a second call only checks. Usage:
 #   scripts/bootstrap.sh            # runtime + offline default model
-#   scripts/bootstrap.sh --test     # + test tools, Ray, and Debian chromium for the report test
+#   scripts/bootstrap.sh --test     # + test tools, Ray, the ONNX Runtime backend, and Debian chromium for the report test
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_test=0
@@ -17,7 +17,7 @@ if [[ ! -f "$stamp" ]]; then
   # The CPU wheel of torch (an unpinned torch pulls a multi-GB CUDA build).
   .venv/bin/python -m pip install -q "torch==2.13.0"
   extras="offline-model"
-  [[ $want_test == 1 ]] && extras="offline-model,test,ray"
+  [[ $want_test == 1 ]] && extras="offline-model,test,ray,backends"
   .venv/bin/python -m pip install -q -c constraints.txt -e ".[${extras}]"
   touch "$stamp"
 fi

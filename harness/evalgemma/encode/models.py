@@ -53,12 +53,10 @@ def _read_json(path: Path) -> Any:
         raise DataError(f"{path}: unreadable model config ({exc})") from exc
 
 
-@lru_cache(maxsize=16)
-def content_fingerprint(directory: str) -> str:
-    """sha256 over every file of a local model directory (relative path + content hash).
+def directory_digest(directory: str | Path) -> str:
+    """sha256 (64 hex digits) over every file of a directory (relative path + content hash).
 
-    Used as the revision of a local model, so two copies of the same files get the same
-    identity and a changed weight file gets a new one.
+    Not cached: callers that must see a changed file (the ONNX export cache) get a fresh hash.
     """
     root = Path(directory)
     outer = hashlib.sha256()
@@ -68,7 +66,17 @@ def content_fingerprint(directory: str) -> str:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 inner.update(chunk)
         outer.update(path.relative_to(root).as_posix().encode() + b"\0" + inner.hexdigest().encode() + b"\n")
-    return "sha256:" + outer.hexdigest()[:16]
+    return outer.hexdigest()
+
+
+@lru_cache(maxsize=16)
+def content_fingerprint(directory: str) -> str:
+    """``sha256:`` + 16 hex digits of ``directory_digest``, cached per process.
+
+    Used as the revision of a local model, so two copies of the same files get the same
+    identity and a changed weight file gets a new one.
+    """
+    return "sha256:" + directory_digest(directory)[:16]
 
 
 def _output_dim(root: Path) -> int | None:
