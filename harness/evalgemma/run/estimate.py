@@ -265,7 +265,7 @@ def _mteb_stats(task: BenchTask) -> Mapping[str, Any] | None:
         stats = getattr(obj, "_evalgemma_stats", None)
         if stats is None:
             stats = _local_stats(obj)
-            setattr(obj, "_evalgemma_stats", stats)  # computed once per task object
+            obj._evalgemma_stats = stats  # computed once per task object
     return stats  # type: ignore[no-any-return]
 
 
@@ -332,7 +332,7 @@ def _xtreme_root(data_dir: Path | None) -> Path | None:
 def _count_lines(path: Path) -> int:
     """Non-empty lines of a (gzipped) JSONL file: one query or passage each."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as fh:  # type: ignore[operator]
+    with opener(path, "rt", encoding="utf-8") as fh:
         return sum(1 for line in fh if line.strip())
 
 
