@@ -79,7 +79,7 @@ def test_fp16_refused_for_gemma(tiny_gemma: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("args", "needle"), [
-    (("--dtype", "float64"), "--dtype float64: expected float32 or bfloat16"),
+    (("--dtype", "float64"), "--dtype: unknown model dtype 'float64'"),
     (("--quant", "q3_k"), "unknown weight quantization format 'q3_k'"),
     (("--embed-dtype", "int4"), "unknown embedding dtype 'int4'"),
     (("--split", "train"), "--split train: expected test or validation"),

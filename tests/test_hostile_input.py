@@ -371,7 +371,7 @@ def test_cli_option_errors_name_the_flag(tmp_path: Path, capsys: pytest.CaptureF
         (["--dim", "0"], 2, "--dim 0: must be a positive integer"),
         (["--dim", "100", "--embed-dtype", "binary"], 2, "--embed-dtype binary: needs dims divisible by 8 (got [100])"),
         (["--dim", "385"], 2, "--dim 385: larger than all-MiniLM-L6-v2's output dimension 384"),
-        (["--dtype", "int4"], 2, "--dtype int4: expected float32 or bfloat16"),
+        (["--dtype", "int4"], 2, "--dtype: unknown model dtype 'int4'"),
         (["--quant", "q3"], 2, "--quant: unknown weight quantization format 'q3'"),
         (["--embed-dtype", "int9"], 2, "--embed-dtype: unknown embedding dtype 'int9'. Did you mean 'int8'"),
         (["--suite", "smok"], 2, "--suite: unknown suite 'smok'. Did you mean 'smoke'"),

@@ -305,7 +305,7 @@ def single_thread() -> Iterator[None]:
 def minilm_run(tmp_path_factory: pytest.TempPathFactory, single_thread: None) -> tuple[Any, dict[tuple[str, str], dict[str, np.ndarray]]]:
     """The types suite through evalgemma, recording every vector handed to mteb (task, side) -> text -> vector."""
     from evalgemma.benchmarks.mteb.adapter import MtebView
-    from evalgemma.run.plan import RunConfig, execute, plan_run
+    from evalgemma.run import RunConfig, execute, plan_run
     from evalgemma.store.parquet import load_results
 
     store = tmp_path_factory.mktemp("types-minilm") / "store"
@@ -323,7 +323,7 @@ def minilm_run(tmp_path_factory: pytest.TempPathFactory, single_thread: None) ->
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(MtebView, "encode", spy)
-        plan = plan_run(RunConfig(model="minilm", suite="types", offline=True, device="cpu", cache_dir=None, store=store, show_progress=False))
+        plan = plan_run(RunConfig.build(model="minilm", suite="types", offline=True, device="cpu", cache_dir=None, store=store, show_progress=False))
         summary = execute(plan)
     assert len(summary.written) == len(TYPES_TASKS) and not summary.failures
     return load_results(store), dict(seen)
@@ -498,7 +498,7 @@ GEMMA_PROMPTS = {
 
 
 def test_tiny_gemma_prompts_per_type(tiny_gemma: Path, tmp_path: Path, single_thread: None) -> None:
-    from evalgemma.run.plan import RunConfig, execute, plan_run
+    from evalgemma.run import RunConfig, execute, plan_run
     from evalgemma.store.parquet import load_results
 
     seen: list[tuple[str, str | None]] = []
@@ -507,7 +507,7 @@ def test_tiny_gemma_prompts_per_type(tiny_gemma: Path, tmp_path: Path, single_th
         encoder.on_encode = lambda texts, prompt: seen.extend((t, prompt) for t in texts)
 
     # English only: the prompts depend on the task type and side, not on the language
-    plan = plan_run(RunConfig(model=str(tiny_gemma), suite="types", langs=("eng",), device="cpu", cache_dir=None, store=tmp_path, show_progress=False))
+    plan = plan_run(RunConfig.build(model=str(tiny_gemma), suite="types", langs=("eng",), device="cpu", cache_dir=None, store=tmp_path, show_progress=False))
     execute(plan, encoder_hook=hook)
     frame = load_results(tmp_path)
     for task, prompts in GEMMA_PROMPTS.items():

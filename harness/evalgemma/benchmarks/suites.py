@@ -132,7 +132,7 @@ def _xtreme_task(spec: Any, tasks: Sequence[str], langs: Sequence[str], data_dir
         if unknown:
             warnings.warn(f"--langs {','.join(unknown)}: not in suite {spec.name}'s language set; evaluated anyway", stacklevel=3)
         task.selected = tuple(Cell(spec.split, lang) for lang in langs)
-        task.languages = tuple(dict.fromkeys([*spec.languages, *langs]))
+        task.languages = tuple(dict.fromkeys(langs))  # the data read: only the selected languages
     return task
 
 

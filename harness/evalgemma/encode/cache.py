@@ -442,3 +442,49 @@ class EmbeddingCache:
 def describe(cache: EmbeddingCache) -> dict[str, Any]:
     """Size, bound and counters of a cache, for provenance and ``--verbose`` output."""
     return {"root": str(cache.root), "bytes": cache.total_bytes(), "max_bytes": cache.max_bytes, **cache.stats.__dict__}
+
+
+# ---------------------------------------------------------------- encoded-cell markers
+
+#: Folder under a cache root holding, per weight variant, which cells' texts were encoded.
+MARKER_DIR = "encoded"
+MARKER_SCHEMA = "evalgemma-encoded-cells/1"
+_MARKER_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
+
+
+def marker_path(cache_dir: Path, weight_key: str, task: str, task_version: str) -> Path:
+    """``<cache_dir>/encoded/<weight_key>/<task>@<task_version>.json`` (names made path-safe)."""
+    def safe(name: str) -> str:
+        return _MARKER_UNSAFE.sub("_", name).strip("._") or "_"
+
+    return Path(cache_dir) / MARKER_DIR / safe(check_namespace(weight_key)) / f"{safe(task)}@{safe(task_version)[:100]}.json"
+
+
+def encoded_cells(cache_dir: Path, weight_key: str, task: str, task_version: str) -> set[tuple[str, str]]:
+    """The (split, subset) cells of a task version whose texts a finished unit encoded into this cache.
+
+    A marker says the vectors were written, not that they are still there: eviction (``max_bytes``)
+    may have dropped some since, so an estimate built on it is optimistic. An unreadable marker
+    or one naming another task version counts as absent.
+    """
+    path = marker_path(cache_dir, weight_key, task, task_version)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return set()
+    except (OSError, ValueError) as exc:
+        log.warning("%s: unreadable encoded-cells marker (%s); ignored", path, exc)
+        return set()
+    if not isinstance(data, dict) or data.get("schema") != MARKER_SCHEMA or data.get("task") != task or data.get("task_version") != task_version:
+        return set()
+    return {(str(s), str(b)) for s, b in data.get("cells", [])}
+
+
+def mark_encoded(cache_dir: Path, weight_key: str, task: str, task_version: str, cells: Iterable[tuple[str, str]]) -> Path:
+    """Record that the texts of ``cells`` (split, subset) were encoded with ``weight_key`` (merged with
+    the cells already recorded), atomically. Read by ``evalgemma plan`` to subtract cache hits."""
+    from evalgemma.io import atomic_write
+
+    merged = sorted(encoded_cells(cache_dir, weight_key, task, task_version) | {(str(s), str(b)) for s, b in cells})
+    payload = {"schema": MARKER_SCHEMA, "weight_key": weight_key, "task": task, "task_version": task_version, "cells": [list(c) for c in merged]}
+    return atomic_write(marker_path(cache_dir, weight_key, task, task_version), json.dumps(payload, ensure_ascii=False, indent=1))

@@ -146,6 +146,7 @@ def evaluate_plan(
         provenance = {**base, **quant_info}
         for unit in units:
             loaded_here = _load_task_data(unit)
+            encoded: set[tuple[str, str]] = set()
             for variant in unit.variants:
                 emit("unit-start", {"variant": variant.label, "task": unit.task.name, "cells": len(unit.cells_for(variant))})
                 try:
@@ -158,7 +159,12 @@ def evaluate_plan(
                     failures.append((variant.label, unit.task.name, f"{type(exc).__name__}: {exc}"))
                     emit("unit-failed", {"variant": variant.label, "task": unit.task.name, "error": str(exc)})
                     continue
+                encoded.update((c.split, c.subset) for c in unit.cells_for(variant))
                 yield Finished(unit, variant, with_calibration(result, variant, calibration), provenance)
+            if encoded and config.runtime.cache_dir is not None:  # for `evalgemma plan`: these cells' texts are cached
+                from evalgemma.encode.cache import mark_encoded
+
+                mark_encoded(config.runtime.cache_dir, weight.key, unit.task.name, unit.task.version, encoded)
             if loaded_here:
                 _unload_task_data(unit)
             encoder.clear_memory()

@@ -94,11 +94,13 @@ def _weight_specs(config: RunConfig, model: ResolvedModel, max_len: int) -> list
     return specs
 
 
-def plan_run(config: RunConfig) -> Plan:
+def plan_run(config: RunConfig, *, check_data: bool = True) -> Plan:
     """Resolve model, suite, tasks and variants; subtract the cells the store already holds.
 
     Every check that can fail before work runs here, before anything is printed or loaded: names,
     dims, dtypes, data presence offline (``DataError`` naming the tasks), supported task types.
+    ``check_data=False`` (``evalgemma plan``) skips the data checks and the XTREME-UP data read;
+    ``evalgemma.run.estimate`` then reports data presence per task instead of failing.
 
     Raises:
         ConfigError: unknown names, dims out of range, float16 on Gemma 3, bad combinations.
@@ -162,7 +164,8 @@ def plan_run(config: RunConfig) -> Plan:
         from evalgemma.run.executors import shard_plan
 
         plan = shard_plan(plan, config.executor.shard)
-    _check_data(plan)
+    if check_data:
+        _check_data(plan)
     return plan
 
 

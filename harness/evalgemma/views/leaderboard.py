@@ -506,6 +506,9 @@ def build_subset_table(
         raise DataError(f"suite {suite!r}: no per-language {metric} rows (no store rows and no reference rows for it)")
     langs = tuple(subsets) if subsets else expected_subsets(suite, rows_frame, reference.rows if reference is not None else None)
     notes = []
+    extra = sorted(set(rows_frame["hf_subset"]) - set(langs))
+    if extra:
+        notes.append(f"ignored {len(extra)} language(s) not in suite {suite}: {', '.join(extra[:10])}" + (" …" if len(extra) > 10 else ""))
     out = []
     for key, g in rows_frame.groupby("variant_key", sort=False):
         if "task_version" in g.columns and "finished_at" in g.columns and (g["kind"] == "run").all():

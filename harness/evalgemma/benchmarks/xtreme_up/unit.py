@@ -101,7 +101,7 @@ def evaluate(task: BenchTask, cells: Sequence[Cell], encoder: Any, variant: Any,
 
     if task.data is None:
         raise DataError(f"{task.name}: data not loaded")
-    wanted = [c for c in task.cells if c in set(cells)]
+    wanted = list(dict.fromkeys(cells))  # the cells asked for, in order (they may lie outside the suite's set)
     langs = [c.subset for c in wanted]
     data = replace(task.data, queries={lang: task.data.queries[lang] for lang in langs})
     prompts = dict(variant.prompts)

@@ -59,6 +59,9 @@ def run(
     ray_address: Annotated[str | None, typer.Option(help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")] = None,
     gpus_per_unit: Annotated[float | None, typer.Option(help="Ray: GPUs per unit (default: 1 if the cluster has GPUs, else 0)")] = None,
     max_retries: Annotated[int, typer.Option(help="Ray: resubmissions of a unit whose worker died or raised unexpectedly")] = 2,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (cells, texts to encode, est. time) and exit; nothing is evaluated or written")] = False,
+    texts_per_s: Annotated[float | None, typer.Option(help="With --dry-run / plan: encode throughput for the time estimate (default: measured in the store)")] = None,
+    output_format: Annotated[str, typer.Option("--format", help="With --dry-run / plan: table | csv | json")] = "table",
 ) -> None:
     """Evaluate a model's variants on a suite; stores every finished unit at once."""
     if no_progress:
@@ -80,6 +83,11 @@ def run(
         trust_remote_code=trust_remote_code, allow_pickle_weights=allow_pickle_weights, show_progress=not no_progress,
         executor=_executor(executor), shard=_shard(shard), ray_address=ray_address, gpus_per_unit=gpus_per_unit, max_retries=max_retries,
     )
+    if dry_run:
+        from evalgemma.cli.commands.plan import show_plan
+
+        show_plan(config, texts_per_s, output_format)
+        return
     from evalgemma.cli.console import run_with_console
 
     run_with_console(config)
