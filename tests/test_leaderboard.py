@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from evalgemma.errors import ConfigError, DataError
-from evalgemma.views.leaderboard import build_leaderboard, build_subset_table, recomputed_mismatches, task_scores
 from evalgemma.store.parquet import load_results, write_unit
+from evalgemma.views.leaderboard import build_leaderboard, build_subset_table, recomputed_mismatches, task_scores
 
 # Variant A: T1 (STS) cells 0.5, 0.7 -> 0.6; T2 (STS) 0.8; T3 (Retrieval) 0.3
 # Variant B: T1 0.4, T2 0.6, T3 0.5
@@ -156,6 +156,6 @@ def test_cli_leaderboard_from_store(tmp_path: Path) -> None:
     assert "| C | run | 50.00 | 50.00 | 90.00 | 10.00 | +5.00 |" in proc.stdout
     assert "--shared-tasks: compared on 2 of 3 tasks" in proc.stdout
     proc = _cli("leaderboard", "--store", str(store), "--format", "xml")
-    assert proc.returncode == 2 and "--format: unknown format 'xml'" in proc.stderr
+    assert proc.returncode == 2 and "--format: unknown leaderboard format 'xml'" in proc.stderr
     proc = _cli("leaderboard", "--store", str(store), "--reference", "papr")
     assert proc.returncode == 2 and "Did you mean 'paper'" in proc.stderr

@@ -10,10 +10,8 @@ import typer
 if TYPE_CHECKING:
     import pandas as pd
 
-    from evalgemma.views.leaderboard import Leaderboard
     from evalgemma.catalog.reference import Reference
-
-FORMATS = ("table", "markdown", "csv", "html")
+    from evalgemma.views.leaderboard import Leaderboard
 
 
 def _load(store: Path, reference: str) -> tuple[pd.DataFrame, Reference, list[str]]:
@@ -56,11 +54,9 @@ def register(app: typer.Typer) -> None:
         fmt: str = typer.Option("table", "--format", help="table | markdown | csv | html"),
     ) -> None:
         """Show MTEB-style leaderboards (Mean(Task), Mean(TaskType), per type) and XTREME-UP per language."""
-        from evalgemma.errors import unknown_name
-        from evalgemma.views.report import leaderboards, to_csv, to_html_table, to_markdown
+        from evalgemma.views.report import LeaderboardFormat, leaderboards, to_csv, to_html_table, to_markdown
 
-        if fmt not in FORMATS:
-            raise unknown_name("format", fmt, FORMATS, where="--format")
+        fmt = LeaderboardFormat.parse(fmt, "--format")
         frame, ref, _ = _load(store, reference)
         boards = leaderboards(frame, ref, suite or None, shared_tasks=shared_tasks, baseline=baseline)
         if baseline is not None and all(lb.baseline is None for lb in boards):
