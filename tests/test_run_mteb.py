@@ -75,7 +75,15 @@ def test_rows_are_tidy_and_complete(minilm_store: Path) -> None:
 
 
 def test_rerun_skips_everything(minilm_store: Path, hf_mirrors: Path) -> None:
-    config = RunConfig.build(model="minilm", tasks=("STSBenchmark", "Tatoeba", "MBPPRetrieval"), store=minilm_store, data_dir=hf_mirrors, offline=True, device="cpu", show_progress=False)
+    config = RunConfig.build(
+        model="minilm",
+        tasks=("STSBenchmark", "Tatoeba", "MBPPRetrieval"),
+        store=minilm_store,
+        data_dir=hf_mirrors,
+        offline=True,
+        device="cpu",
+        show_progress=False,
+    )
     plan = plan_run(config)
     assert plan.n_missing == 0
     assert plan.n_total == 3

@@ -30,7 +30,7 @@ def main() -> None:
     """Console entry point: run the app and map evalgemma errors to their exit codes."""
     import warnings
 
-    warnings.formatwarning = _format_warning  # type: ignore[assignment]
+    warnings.formatwarning = _format_warning
     try:
         app(standalone_mode=False)
     except EvalgemmaError as exc:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from evalgemma.encode.encoder import Encoder
-from evalgemma.errors import ConfigError, DataError, unknown_name
+from evalgemma.errors import DataError, unknown_name
 
 View = Callable[[np.ndarray], np.ndarray]
 log = logging.getLogger(__name__)
