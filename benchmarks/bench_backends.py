@@ -81,10 +81,11 @@ def machine() -> str:
 
 
 def bench_model(name: str, args: argparse.Namespace, work: Path, cache: Path) -> list[str]:
+    from sentence_transformers import SentenceTransformer
+
     from evalgemma.encode import onnx_backend as ob
     from evalgemma.encode.encoder import Encoder
     from evalgemma.encode.parity import parity
-    from sentence_transformers import SentenceTransformer
 
     path, msl = model_dir(name, work)
     texts = sts_sentences(args.texts)
@@ -123,7 +124,9 @@ def bench_model(name: str, args: argparse.Namespace, work: Path, cache: Path) ->
     rate = {k: len(texts) / statistics.median(v) for k, v in times.items()}
     reference = make("torch", batches[0])
     rows = [
-        "| backend | texts/s per batch size (" + ", ".join(map(str, batches)) + ") | best | × torch | cosine min / mean | top-10 overlap | max |Δ norm| | file |",
+        "| backend | texts/s per batch size ("
+        + ", ".join(map(str, batches))
+        + ") | best | × torch | cosine min / mean | top-10 overlap | max |Δ norm| | file |",
         "|---|---|---|---|---|---|---|---|",
     ]
     best_torch = max(rate[("torch", bs)] for bs in batches)

@@ -144,7 +144,9 @@ def naive_run(tasks: dict[str, Any], model_path: str, dims: tuple[int, ...], dty
             model: Any = SentenceTransformerEncoderWrapper(st)
             if dtype != "float32":
                 model = CompressionWrapper(model, OutputDType(dtype))
-            result = mteb.evaluate(model, list(tasks.values()), cache=None, show_progress_bar=False, encode_kwargs={"batch_size": batch_size, "show_progress_bar": False})
+            result = mteb.evaluate(
+                model, list(tasks.values()), cache=None, show_progress_bar=False, encode_kwargs={"batch_size": batch_size, "show_progress_bar": False}
+            )
             scores.extend(r.get_score() for r in result.task_results)
     return scores
 
@@ -197,9 +199,25 @@ def bench_startup(repeats: int) -> dict[str, float]:
 def bench_cli_warm(store: Path, data_dir: Path, dtypes: tuple[str, ...], repeats: int) -> float:
     exe = Path(sys.executable).parent / "evalgemma"
     cmd = [
-        str(exe), "run", "--model", "minilm", "--tasks", ",".join(TASKS), "--dim", ",".join(map(str, DIMS)),
-        "--embed-dtype", ",".join(dtypes), "--store", str(store), "--data-dir", str(data_dir),
-        "--offline", "--device", "cpu", "--no-cache", "--no-progress",
+        str(exe),
+        "run",
+        "--model",
+        "minilm",
+        "--tasks",
+        ",".join(TASKS),
+        "--dim",
+        ",".join(map(str, DIMS)),
+        "--embed-dtype",
+        ",".join(dtypes),
+        "--store",
+        str(store),
+        "--data-dir",
+        str(data_dir),
+        "--offline",
+        "--device",
+        "cpu",
+        "--no-cache",
+        "--no-progress",
     ]
     times = []
     for _ in range(repeats):
@@ -288,8 +306,10 @@ def main(argv: list[str] | None = None) -> int:
     sts_pairs, xq = (None, None) if args.full else (args.sts_pairs, args.xquad_queries)
     tasks = prepared_tasks(args.data_dir, sts_pairs, xq)
     n_texts = count_texts(tasks)
-    print(f"data: STSBenchmark test {len(tasks['STSBenchmark'].dataset['test'])} pairs + XQuADRetrieval en "
-          f"{len(tasks['XQuADRetrieval'].dataset['en']['validation']['queries'])} queries / 240 passages = {n_texts} distinct texts")
+    print(
+        f"data: STSBenchmark test {len(tasks['STSBenchmark'].dataset['test'])} pairs + XQuADRetrieval en "
+        f"{len(tasks['XQuADRetrieval'].dataset['en']['validation']['queries'])} queries / 240 passages = {n_texts} distinct texts"
+    )
 
     single_t, sweep_t, naive_t, warm_t = [], [], [], []
     sweep_info: dict[str, Any] = {}
@@ -308,7 +328,10 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             naive_run(tasks, model_path, DIMS, dtypes, args.batch_size)
             naive_t.append(time.perf_counter() - t0)
-        print(f"rep {r + 1}: single {single_t[-1]:.1f}s  sweep {sweep_t[-1]:.1f}s  warm {warm_t[-1]:.2f}s" + (f"  naive {naive_t[-1]:.1f}s" if naive_t else ""), flush=True)
+        print(
+            f"rep {r + 1}: single {single_t[-1]:.1f}s  sweep {sweep_t[-1]:.1f}s  warm {warm_t[-1]:.2f}s" + (f"  naive {naive_t[-1]:.1f}s" if naive_t else ""),
+            flush=True,
+        )
     print(f"sweep encode stats (last rep): {sweep_info}")
 
     cli_warm = bench_cli_warm(tmp / "sweep-0", args.data_dir, dtypes, args.repeats)
@@ -321,16 +344,54 @@ def main(argv: list[str] | None = None) -> int:
     med = statistics.median
     n_var = len(DIMS) * len(dtypes)
     rows = [
-        (f"1. sweep cost: {len(DIMS)} dims x {len(dtypes)} dtypes ({','.join(dtypes)}; {n_var} variants, 2 tasks) vs 1 variant", f"{med(sweep_t):.1f} s / {med(single_t):.1f} s", med(sweep_t) / med(single_t), "<= 1.3x", med(sweep_t) / med(single_t) <= 1.3),
+        (
+            f"1. sweep cost: {len(DIMS)} dims x {len(dtypes)} dtypes ({','.join(dtypes)}; {n_var} variants, 2 tasks) vs 1 variant",
+            f"{med(sweep_t):.1f} s / {med(single_t):.1f} s",
+            med(sweep_t) / med(single_t),
+            "<= 1.3x",
+            med(sweep_t) / med(single_t) <= 1.3,
+        ),
     ]
     if naive_t:
-        rows.append((f"2. same sweep vs naive ({n_var} x mteb.evaluate, re-encoding)", f"{med(sweep_t):.1f} s / {med(naive_t):.1f} s", med(sweep_t) / med(naive_t), "<= 0.15x", med(sweep_t) / med(naive_t) <= 0.15))
+        rows.append(
+            (
+                f"2. same sweep vs naive ({n_var} x mteb.evaluate, re-encoding)",
+                f"{med(sweep_t):.1f} s / {med(naive_t):.1f} s",
+                med(sweep_t) / med(naive_t),
+                "<= 0.15x",
+                med(sweep_t) / med(naive_t) <= 0.15,
+            )
+        )
     ratio_tp = tp["encoder_texts_per_s"] / tp["raw_texts_per_s"]
     rows += [
-        (f"3. Encoder vs raw SentenceTransformer.encode ({tp['texts']} texts)", f"{tp['encoder_texts_per_s']:.0f} / {tp['raw_texts_per_s']:.0f} texts/s", ratio_tp, ">= 0.95x", ratio_tp >= 0.95),
-        ("3b. Encoder + fresh disk cache vs raw", f"{tp['encoder_disk_texts_per_s']:.0f} / {tp['raw_texts_per_s']:.0f} texts/s", tp["encoder_disk_texts_per_s"] / tp["raw_texts_per_s"], "(info)", None),
-        ("4a. warm rerun, in process (plan_run + execute) vs cold sweep", f"{med(warm_t):.2f} s / {med(sweep_t):.1f} s", med(warm_t) / med(sweep_t), "<= 0.05x", med(warm_t) / med(sweep_t) <= 0.05),
-        ("4b. warm rerun, `evalgemma run` subprocess vs cold sweep", f"{cli_warm:.2f} s / {med(sweep_t):.1f} s", cli_warm / med(sweep_t), "<= 0.05x", cli_warm / med(sweep_t) <= 0.05),
+        (
+            f"3. Encoder vs raw SentenceTransformer.encode ({tp['texts']} texts)",
+            f"{tp['encoder_texts_per_s']:.0f} / {tp['raw_texts_per_s']:.0f} texts/s",
+            ratio_tp,
+            ">= 0.95x",
+            ratio_tp >= 0.95,
+        ),
+        (
+            "3b. Encoder + fresh disk cache vs raw",
+            f"{tp['encoder_disk_texts_per_s']:.0f} / {tp['raw_texts_per_s']:.0f} texts/s",
+            tp["encoder_disk_texts_per_s"] / tp["raw_texts_per_s"],
+            "(info)",
+            None,
+        ),
+        (
+            "4a. warm rerun, in process (plan_run + execute) vs cold sweep",
+            f"{med(warm_t):.2f} s / {med(sweep_t):.1f} s",
+            med(warm_t) / med(sweep_t),
+            "<= 0.05x",
+            med(warm_t) / med(sweep_t) <= 0.05,
+        ),
+        (
+            "4b. warm rerun, `evalgemma run` subprocess vs cold sweep",
+            f"{cli_warm:.2f} s / {med(sweep_t):.1f} s",
+            cli_warm / med(sweep_t),
+            "<= 0.05x",
+            cli_warm / med(sweep_t) <= 0.05,
+        ),
         ("5a. `evalgemma --help` start-up", f"{startup['help']:.2f} s", startup["help"], "< 1 s", startup["help"] < 1.0),
         ("5b. `evalgemma list suites` start-up", f"{startup['list_suites']:.2f} s", startup["list_suites"], "< 1 s", startup["list_suites"] < 1.0),
     ]
@@ -340,15 +401,31 @@ def main(argv: list[str] | None = None) -> int:
     for name, measured, value, target, ok in rows:
         print(f"| {name} | {measured} | {value:.3f} | {target} | {'—' if ok is None else ('yes' if ok else 'NO')} |")
     print()
-    print("6. exact top-10 search, 2,000 queries x 50,000 docs x 256 d (dense score matrix would be "
-          f"{search[0]['dense_scores_mb']:.0f} MB):")
+    print(f"6. exact top-10 search, 2,000 queries x 50,000 docs x 256 d (dense score matrix would be {search[0]['dense_scores_mb']:.0f} MB):")
     print("| search_chunk | query_chunk | peak extra memory | wall | same top-10 as first |")
     print("|---|---|---|---|---|")
     for s in search:
         print(f"| {s['search_chunk']} | {s['query_chunk']} | {s['peak_mb']:.1f} MB | {s['wall_s']:.2f} s | {s['same_top10']} |")
     print(f"\ntotal benchmark wall time: {time.perf_counter() - t_start:.0f} s")
     if args.json:
-        args.json.write_text(json.dumps({"info": info, "rows": rows, "search": search, "single": single_t, "sweep": sweep_t, "naive": naive_t, "warm": warm_t, "cli_warm": cli_warm, "throughput": tp, "startup": startup}, indent=1, default=str))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "info": info,
+                    "rows": rows,
+                    "search": search,
+                    "single": single_t,
+                    "sweep": sweep_t,
+                    "naive": naive_t,
+                    "warm": warm_t,
+                    "cli_warm": cli_warm,
+                    "throughput": tp,
+                    "startup": startup,
+                },
+                indent=1,
+                default=str,
+            )
+        )
     return 0
 
 

@@ -91,10 +91,10 @@ def check_encoder(config_dir: Path, work: Path) -> None:
     import torch
 
     from evalgemma.encode.encoder import Encoder, load_sentence_transformer
-    from evalgemma.errors import ConfigError
     from evalgemma.encode.models import describe_local
-    from evalgemma.variants.views import truncate
+    from evalgemma.errors import ConfigError
     from evalgemma.variants.spec import WeightSpec
+    from evalgemma.variants.views import truncate
 
     path = full_size_gemma(config_dir, work)
     model = describe_local(path)

@@ -246,16 +246,18 @@ def build_mteb(data: Path, out: Path) -> pd.DataFrame:
     recs = []
     for r in ts.itertuples(index=False):
         dim = dims.get(r.model, 0)
-        src = f"embeddings-benchmark/results@f4cc6c8b365a {r.source_path}" if isinstance(r.source_path, str) else "embeddings-benchmark/results@f4cc6c8b365a (no file)"
-        rec = row(r.model, dim, "mteb", SUITES[r.benchmark], r.task_name, r.task_type,
-                  metric[(r.benchmark, r.task_name)], r.task_score, src)
+        src = f"embeddings-benchmark/results@f4cc6c8b365a {r.source_path if isinstance(r.source_path, str) else '(no file)'}"
+        rec = row(r.model, dim, "mteb", SUITES[r.benchmark], r.task_name, r.task_type, metric[(r.benchmark, r.task_name)], r.task_score, src)
         rec.update(
             revision=r.revision_used if isinstance(r.revision_used, str) else "",
-            model_group=r.model_group, status=r.status,
-            n_cells_expected=r.n_cells_expected, n_cells_found=r.n_cells_found,
+            model_group=r.model_group,
+            status=r.status,
+            n_cells_expected=r.n_cells_expected,
+            n_cells_found=r.n_cells_found,
             main_score_recovered=r.recovered_task_score if pd.notna(r.recovered_task_score) else r.task_score,
-            main_score_earliest=(r.earliest_task_score if pd.notna(r.earliest_task_score)
-                                 else (r.recovered_task_score if pd.notna(r.recovered_task_score) else r.task_score)),
+            main_score_earliest=(
+                r.earliest_task_score if pd.notna(r.earliest_task_score) else (r.recovered_task_score if pd.notna(r.recovered_task_score) else r.task_score)
+            ),
             mteb_version=str(r.mteb_version) if pd.notna(r.mteb_version) else "",
         )
         recs.append(rec)
@@ -278,9 +280,12 @@ def parse_paper(md: str, suite_tasks: pd.DataFrame) -> tuple[list[dict[str, obje
 
     # §7 Matryoshka means (model card "Full Precision Checkpoint").
     cols7 = {
-        "Multi v2 Mean(Task)": ("mteb-multilingual-v2", "mean_task"), "Multi v2 Mean(Type)": ("mteb-multilingual-v2", "mean_tasktype"),
-        "eng v2 Mean(Task)": ("mteb-eng-v2", "mean_task"), "eng v2 Mean(Type)": ("mteb-eng-v2", "mean_tasktype"),
-        "Code v1 Mean(Task) (12 tasks)": ("mteb-code-v1", "mean_task"), "Code −COIR ([P] T8)": ("mteb-code-v1", "mean_task_no_coir"),
+        "Multi v2 Mean(Task)": ("mteb-multilingual-v2", "mean_task"),
+        "Multi v2 Mean(Type)": ("mteb-multilingual-v2", "mean_tasktype"),
+        "eng v2 Mean(Task)": ("mteb-eng-v2", "mean_task"),
+        "eng v2 Mean(Type)": ("mteb-eng-v2", "mean_tasktype"),
+        "Code v1 Mean(Task) (12 tasks)": ("mteb-code-v1", "mean_task"),
+        "Code −COIR ([P] T8)": ("mteb-code-v1", "mean_task_no_coir"),
     }
     (t7,) = tables(section(md, "7"))
     for r in t7:
@@ -292,8 +297,10 @@ def parse_paper(md: str, suite_tasks: pd.DataFrame) -> tuple[list[dict[str, obje
 
     # §8 QAT means ([P] Table 1).
     cols8 = {
-        "Multi v2 Mean(Task)": ("mteb-multilingual-v2", "mean_task"), "Multi v2 Mean(Type)": ("mteb-multilingual-v2", "mean_tasktype"),
-        "eng v2 Mean(Task)": ("mteb-eng-v2", "mean_task"), "eng v2 Mean(Type)": ("mteb-eng-v2", "mean_tasktype"),
+        "Multi v2 Mean(Task)": ("mteb-multilingual-v2", "mean_task"),
+        "Multi v2 Mean(Type)": ("mteb-multilingual-v2", "mean_tasktype"),
+        "eng v2 Mean(Task)": ("mteb-eng-v2", "mean_task"),
+        "eng v2 Mean(Type)": ("mteb-eng-v2", "mean_tasktype"),
         "Code v1 Mean(Task)": ("mteb-code-v1", "mean_task"),
     }
     (t8,) = tables(section(md, "8"))
@@ -323,8 +330,10 @@ def parse_paper(md: str, suite_tasks: pd.DataFrame) -> tuple[list[dict[str, obje
 
     # §10.3 eng / Code / XOR / XTREME-UP vs peers ([P] Table 5).
     cols103 = {
-        "eng Mean(Task)": ("mteb-eng-v2", "mean_task"), "eng Mean(Type)": ("mteb-eng-v2", "mean_tasktype"),
-        "Code (11 tasks, −COIR)": ("mteb-code-v1", "mean_task_no_coir"), "XOR-Retrieve R@5kt": (XOR_SUITE, "mean_task"),
+        "eng Mean(Task)": ("mteb-eng-v2", "mean_task"),
+        "eng Mean(Type)": ("mteb-eng-v2", "mean_tasktype"),
+        "Code (11 tasks, −COIR)": ("mteb-code-v1", "mean_task_no_coir"),
+        "XOR-Retrieve R@5kt": (XOR_SUITE, "mean_task"),
         "XTREME-UP MRR@10": (XTREME_SUITE, "mean_task"),
     }
     (t103,) = tables(section(md, "10.3"))
@@ -365,15 +374,16 @@ def parse_paper(md: str, suite_tasks: pd.DataFrame) -> tuple[list[dict[str, obje
         src = f"{PAPER} Table 8; embeddinggemma.md §10.6"
         for col in ("All", "−COIR"):
             v = number(r[col])
-            if v is not None and not (model == GEMMA):
+            if v is not None and model != GEMMA:
                 aggs.append(agg(model, dim, "mteb-code-v1", "mean_task" if col == "All" else "mean_task_no_coir", v, src))
         if model == GEMMA and dim == 768:
             continue
         for abbrev, task in CODE_ABBREV.items():
             v = number(r[abbrev])
             if v is not None:
-                task_rows.append(row(model, dim, "paper", "mteb-code-v1", task, types[("mteb-code-v1", task)],
-                                     metrics[("mteb-code-v1", task)], v / 100, src, split="test"))
+                task_rows.append(
+                    row(model, dim, "paper", "mteb-code-v1", task, types[("mteb-code-v1", task)], metrics[("mteb-code-v1", task)], v / 100, src, split="test")
+                )
 
     # §10.7 XOR-Retrieve per language ([P] Table 12 left), R@5kt.
     text = section(md, "10.7")
@@ -382,8 +392,21 @@ def parse_paper(md: str, suite_tasks: pd.DataFrame) -> tuple[list[dict[str, obje
         raise SystemExit("embeddinggemma.md §10.7: no 'R@5kt:' list")
     for item in m.group(1).split(","):
         lang, val = item.split()
-        task_rows.append(row(GEMMA, 768, "paper", XOR_SUITE, XOR_TASK, "Retrieval", XOR_METRIC, float(val) / 100,
-                             f"{PAPER} Table 12 (left); embeddinggemma.md §10.7", hf_subset=lang, split="test"))
+        task_rows.append(
+            row(
+                GEMMA,
+                768,
+                "paper",
+                XOR_SUITE,
+                XOR_TASK,
+                "Retrieval",
+                XOR_METRIC,
+                float(val) / 100,
+                f"{PAPER} Table 12 (left); embeddinggemma.md §10.7",
+                hf_subset=lang,
+                split="test",
+            )
+        )
 
     # §10.8 XTREME-UP per language: EmbeddingGemma two decimals (Table 12), peers one decimal (Table 9).
     t_gemma, t_all = tables(section(md, "10.8"))
@@ -402,8 +425,9 @@ def parse_paper(md: str, suite_tasks: pd.DataFrame) -> tuple[list[dict[str, obje
     for model, dim, langs, src in per_model:
         mean = sum(langs.values()) / len(langs) / 100
         for lang, v in langs.items():
-            task_rows.append(row(model, dim, "paper", XTREME_SUITE, XTREME_TASK, "Retrieval", XTREME_METRIC, v / 100, src,
-                                 hf_subset=lang, split="test", main_score=mean))
+            task_rows.append(
+                row(model, dim, "paper", XTREME_SUITE, XTREME_TASK, "Retrieval", XTREME_METRIC, v / 100, src, hf_subset=lang, split="test", main_score=mean)
+            )
 
     # §11 per-task scores of EmbeddingGemma ([P] Tables 10–11).
     text = section(md, "11")
@@ -438,8 +462,9 @@ def parse_paper(md: str, suite_tasks: pd.DataFrame) -> tuple[list[dict[str, obje
                     raise SystemExit(f"embeddinggemma.md §11: task {task!r} is not in {suite} (suite_tasks.csv)")
                 if mm and TYPE_ABBREV.get(mm.group(1).lower(), mm.group(1)) != types[key]:
                     raise SystemExit(f"embeddinggemma.md §11: {task} grouped under {mm.group(1)}, mteb says {types[key]}")
-                task_rows.append(row(GEMMA, 768, "paper", suite, task, types[key], metrics[key], float(val) / 100,
-                                     f"{PAPER} Tables 10–11; embeddinggemma.md §11", split=""))
+                task_rows.append(
+                    row(GEMMA, 768, "paper", suite, task, types[key], metrics[key], float(val) / 100, f"{PAPER} Tables 10–11; embeddinggemma.md §11", split="")
+                )
                 seen[suite] += 1
     expected = suite_tasks.groupby("suite").size().to_dict()
     if seen != expected:

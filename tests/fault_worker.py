@@ -121,12 +121,12 @@ def job_reader(job: dict[str, Any]) -> None:
                 errors.append("; ".join(p.reason for p in problems))
             units = frame.groupby(["variant_key", "task"])["unit_id"].nunique().to_dict() if len(frame) else {}
             observations.append({
-                "rows": int(len(frame)),
+                "rows": len(frame),
                 "units_per_key": sorted(set(units.values())),
                 "rows_per_unit": sorted(set(frame.groupby("unit_id").size().tolist())) if len(frame) else [],
                 "newest": {f"{k[0]}/{k[1]}": frame[frame["variant_key"] == k[0]]["unit_id"].iloc[0] for k in units},
             })
-        except Exception:  # noqa: BLE001 - any reader failure is what the test looks for
+        except Exception:
             errors.append(traceback.format_exc())
         if last:
             break
@@ -196,7 +196,7 @@ def _child(job: dict[str, Any]) -> None:
     try:
         os.dup2(os.open(os.devnull, os.O_RDONLY), 0)  # never read the zygote's commands
         JOBS[job["kind"]](job)
-    except BaseException as exc:  # noqa: BLE001 - reported as an event, then a non-zero exit
+    except BaseException as exc:
         from evalgemma.errors import EvalgemmaError
 
         emit("error", type=type(exc).__name__, message=str(exc), exit_code=getattr(exc, "exit_code", 1), evalgemma=isinstance(exc, EvalgemmaError),
@@ -218,9 +218,9 @@ def zygote() -> None:
     import pyarrow.parquet  # noqa: F401
     import sentence_transformers  # noqa: F401
 
-    import evalgemma.benchmarks.mteb.adapter  # noqa: F401
-    import evalgemma.run.plan  # noqa: F401
-    import evalgemma.benchmarks.smoke.tasks  # noqa: F401
+    import evalgemma.benchmarks.mteb.adapter
+    import evalgemma.benchmarks.smoke.tasks
+    import evalgemma.run.plan
     import evalgemma.store.parquet  # noqa: F401
 
     emit("ready")

@@ -14,9 +14,9 @@ from evalgemma.variants.spec import VariantSpec, WeightSpec, unclassified_fields
 
 
 def test_every_task_file_validates() -> None:
-    from evalgemma.variants.weight_quant import load_qat_table
     from evalgemma.benchmarks.smoke.tasks import load_manifest
     from evalgemma.catalog.xtreme_up import load_xtreme_up_config
+    from evalgemma.variants.weight_quant import load_qat_table
 
     suites = builtin_suites()
     assert set(suites) == {"mteb-multilingual-v2", "mteb-eng-v2", "mteb-code-v1", "smoke", "types", "xtreme-up", "xtreme-up-official", "xtreme-up-in-lang"}
@@ -57,14 +57,29 @@ def test_every_variant_field_is_classified() -> None:
 
 
 def _spec() -> VariantSpec:
-    weight = WeightSpec("google/embeddinggemma-300m", "64614b0b8b64f0c6c1e52b07e4e9a4e8fe4d2da2", "bfloat16", 512, "q4_0", "qat", "google/embeddinggemma-300m-qat-q4_0-unquantized")
+    weight = WeightSpec(
+        "google/embeddinggemma-300m",
+        "64614b0b8b64f0c6c1e52b07e4e9a4e8fe4d2da2",
+        "bfloat16",
+        512,
+        "q4_0",
+        "qat",
+        "google/embeddinggemma-300m-qat-q4_0-unquantized",
+    )
     return VariantSpec(weight, "embeddinggemma-300m", (("query", "task: search result | query: "),), 128, "int8", "smoke-texts-v1")
 
 
 def test_keys_are_stable_across_processes_and_change_with_identity() -> None:
     spec = _spec()
     code = "import sys; sys.path.insert(0, 'tests'); from test_catalog import _spec; print(_spec().key, _spec().weight.key)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], env={"PYTHONHASHSEED": "123", "PATH": ""}, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+        env={"PYTHONHASHSEED": "123", "PATH": ""},
+        timeout=60,
+    )
     assert out.stdout.split() == [spec.key, spec.weight.key]
     assert spec.label == "embeddinggemma-300m · bf16 · q4_0(qat) · 128d · int8"
     from dataclasses import replace

@@ -90,7 +90,10 @@ def test_bad_option_values(tmp_path: Path, args: tuple[str, ...], needle: str) -
 
 
 def test_help_does_not_import_torch_or_mteb() -> None:
-    code = "import sys; sys.argv=['evalgemma','--help']\nfrom evalgemma.cli.app import main\ntry:\n main()\nexcept SystemExit: pass\nprint('HEAVY', sorted(m for m in ('torch','mteb','sentence_transformers','transformers','pandas') if m in sys.modules))"
+    code = (
+        "import sys; sys.argv=['evalgemma','--help']\nfrom evalgemma.cli.app import main\ntry:\n main()\nexcept SystemExit: pass\n"
+        "print('HEAVY', sorted(m for m in ('torch','mteb','sentence_transformers','transformers','pandas') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
     assert "HEAVY []" in out
 
@@ -98,20 +101,38 @@ def test_help_does_not_import_torch_or_mteb() -> None:
 # ---------------------------------------------------------------- usage errors (typer/click) exit 2
 
 
-@pytest.mark.parametrize(("args", "usage", "needles"), [
-    (("run", "--bogus"), "Usage: evalgemma run [OPTIONS]", ("error: evalgemma run: unknown option '--bogus'.", "Valid: --allow-pickle-weights,")),
-    (("run", "--forse"), "Usage: evalgemma run [OPTIONS]", ("unknown option '--forse'. Did you mean '--force'",)),
-    (("leaderbord",), "Usage: evalgemma [OPTIONS] COMMAND [ARGS]...", ("error: evalgemma: unknown command 'leaderbord'. Did you mean 'leaderboard'?", "Valid: baseline, check, data, leaderboard, list, plot, report, run")),
-    (("data", "pul"), "Usage: evalgemma data [OPTIONS] COMMAND [ARGS]...", ("unknown command 'pul'. Did you mean 'pull'?",)),
-    (("check", "--tolerance", "x"), "Usage: evalgemma check [OPTIONS]", ("error: Invalid value for '--tolerance': Input should be a valid number", "(got 'x')")),
-    (("plot", "dims"), "Usage: evalgemma plot [OPTIONS] {KIND}", ("error: Invalid value for 'KIND': unknown plot kind 'dims'. Did you mean 'dim'? Valid: dim, quant, vs-reference, xtreme-up",)),
-    (("plot",), "Usage: evalgemma plot [OPTIONS] {KIND}", ("error: Missing argument 'KIND'.",)),
-    (("leaderboard", "--format", "tabel"), "Usage: evalgemma leaderboard [OPTIONS]", ("unknown format 'tabel'. Did you mean 'table'?",)),
-    (("report", "--reference", "papr"), "Usage: evalgemma report [OPTIONS]", ("unknown reference 'papr'. Did you mean 'paper'?",)),
-    # click raises this one without a context: the usage line comes from re-parsing the command line
-    (("run", "--suite"), "Usage: evalgemma run [OPTIONS]", ("error: Option '--suite' requires an argument.",)),
-    (("data", "pull"), "Usage: evalgemma data pull [OPTIONS]", ("error: Missing option '--data-dir'.",)),
-])
+@pytest.mark.parametrize(
+    ("args", "usage", "needles"),
+    [
+        (("run", "--bogus"), "Usage: evalgemma run [OPTIONS]", ("error: evalgemma run: unknown option '--bogus'.", "Valid: --allow-pickle-weights,")),
+        (("run", "--forse"), "Usage: evalgemma run [OPTIONS]", ("unknown option '--forse'. Did you mean '--force'",)),
+        (
+            ("leaderbord",),
+            "Usage: evalgemma [OPTIONS] COMMAND [ARGS]...",
+            (
+                "error: evalgemma: unknown command 'leaderbord'. Did you mean 'leaderboard'?",
+                "Valid: baseline, check, data, leaderboard, list, plot, report, run",
+            ),
+        ),
+        (("data", "pul"), "Usage: evalgemma data [OPTIONS] COMMAND [ARGS]...", ("unknown command 'pul'. Did you mean 'pull'?",)),
+        (
+            ("check", "--tolerance", "x"),
+            "Usage: evalgemma check [OPTIONS]",
+            ("error: Invalid value for '--tolerance': Input should be a valid number", "(got 'x')"),
+        ),
+        (
+            ("plot", "dims"),
+            "Usage: evalgemma plot [OPTIONS] {KIND}",
+            ("error: Invalid value for 'KIND': unknown plot kind 'dims'. Did you mean 'dim'? Valid: dim, quant, vs-reference, xtreme-up",),
+        ),
+        (("plot",), "Usage: evalgemma plot [OPTIONS] {KIND}", ("error: Missing argument 'KIND'.",)),
+        (("leaderboard", "--format", "tabel"), "Usage: evalgemma leaderboard [OPTIONS]", ("unknown format 'tabel'. Did you mean 'table'?",)),
+        (("report", "--reference", "papr"), "Usage: evalgemma report [OPTIONS]", ("unknown reference 'papr'. Did you mean 'paper'?",)),
+        # click raises this one without a context: the usage line comes from re-parsing the command line
+        (("run", "--suite"), "Usage: evalgemma run [OPTIONS]", ("error: Option '--suite' requires an argument.",)),
+        (("data", "pull"), "Usage: evalgemma data pull [OPTIONS]", ("error: Missing option '--data-dir'.",)),
+    ],
+)
 def test_usage_errors_exit_2_with_usage_and_close_matches(args: tuple[str, ...], usage: str, needles: tuple[str, ...]) -> None:
     proc = evalgemma(*args)
     assert_clean_error(proc, 2, usage, *needles)

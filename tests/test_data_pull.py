@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from evalgemma.benchmarks.mteb.adapter import SNAPSHOT_MARKER, mirror_dir, named_tasks, snapshot_revision
 from evalgemma.benchmarks.mteb.pull import pull_tasks, snapshot_target
 from evalgemma.errors import ConfigError, DataError
-from evalgemma.benchmarks.mteb.adapter import SNAPSHOT_MARKER, mirror_dir, named_tasks, snapshot_revision
 
 
 @pytest.fixture

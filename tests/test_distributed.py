@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from evalgemma.errors import ConfigError, IncompleteRun
+from evalgemma.run import RunConfig, execute, plan_run
 from evalgemma.run.executors import (
     Shard,
     UnitRequest,
@@ -31,8 +33,6 @@ from evalgemma.run.executors import (
     unit_cost,
     unit_key,
 )
-from evalgemma.errors import ConfigError, IncompleteRun
-from evalgemma.run import RunConfig, execute, plan_run
 from evalgemma.store.parquet import load_results
 
 # The two cheapest smoke tasks, two dims: 2 execution units, 4 store units, ~800 rows.
@@ -83,8 +83,24 @@ def test_parse_shard_rejects_bad_values_naming_the_flag(text: str, fragment: str
 
 def test_cli_bad_shard_exits_2_naming_the_flag(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-c", "from evalgemma.cli.app import main; main()", "run", "--suite", "smoke", "--model", "minilm", "--store", str(tmp_path), "--shard", "2/2"],
-        capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            "-c",
+            "from evalgemma.cli.app import main; main()",
+            "run",
+            "--suite",
+            "smoke",
+            "--model",
+            "minilm",
+            "--store",
+            str(tmp_path),
+            "--shard",
+            "2/2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 2, done.stderr
     assert "--shard 2/2" in done.stderr and "0..1" in done.stderr
@@ -167,7 +183,10 @@ def test_shards_of_a_real_plan_cover_it_and_match_in_a_fresh_process(tmp_path: P
     assert [unit_key(u) for u in sub.units] == here["3"][1]
     assert sub.n_total == sub.n_missing == len(here["3"][1])
     # Another process with another hash seed computes the same shards.
-    code = f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import test_distributed as t; print(json.dumps(t._partition_keys({str(tmp_path / 'store')!r})))"
+    code = (
+        f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import test_distributed as t; "
+        f"print(json.dumps(t._partition_keys({str(tmp_path / 'store')!r})))"
+    )
     env = {**os.environ, "PYTHONHASHSEED": "12345" if os.environ.get("PYTHONHASHSEED") != "12345" else "54321"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=180, check=True)
     assert json.loads(done.stdout.strip().splitlines()[-1]) == here

@@ -29,8 +29,8 @@ from evalgemma.encode.cache import (
     row_checksum,
 )
 from evalgemma.encode.encoder import Encoder
-from evalgemma.variants.views import l2_normalize, truncate
 from evalgemma.variants.spec import WeightSpec
+from evalgemma.variants.views import l2_normalize, truncate
 
 BASE = WeightSpec("sentence-transformers/all-MiniLM-L6-v2", "c9745ed1d9f207416be6d2e6f8de32d1f16199bf", "float32", 256)
 
@@ -130,7 +130,9 @@ def test_anything_that_changes_a_vector_misses(st_model: Any, sentences: list[st
     assert sorted(counter.texts) == sorted(texts)  # (the model is the same object: only the key decides)
 
 
-def test_truncated_view_of_cached_vectors_equals_sentence_transformers_truncate_dim(st_model: Any, minilm_path: Path, sentences: list[str], tmp_path: Path) -> None:
+def test_truncated_view_of_cached_vectors_equals_sentence_transformers_truncate_dim(
+    st_model: Any, minilm_path: Path, sentences: list[str], tmp_path: Path
+) -> None:
     from sentence_transformers import SentenceTransformer
 
     texts = sentences[:40]

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import require, shared_data_dir
+from evalgemma.errors import ConfigError
 from evalgemma.variants.embedding_quant import (
     Calibration,
     calibration_from,
@@ -19,9 +21,6 @@ from evalgemma.variants.embedding_quant import (
     similarity_matrix,
     vectors_sha256,
 )
-from evalgemma.errors import ConfigError
-
-from conftest import require, shared_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -71,10 +70,10 @@ def test_int8_and_uint8_buckets_by_hand() -> None:
 
 
 def test_views_equal_sentence_transformers_and_mteb_int8() -> None:
+    import torch
     from mteb.models.compression_wrappers.compression_wrapper import CompressionWrapper
     from mteb.types import OutputDType
     from sentence_transformers.util.quantization import quantize_embeddings
-    import torch
 
     rng = np.random.default_rng(3)
     cal_vecs = rng.normal(size=(200, 16)).astype(np.float32)
@@ -140,7 +139,7 @@ def test_bad_input() -> None:
         quantize_embeddings_view(x, "binary")
     with pytest.raises(ConfigError, match=r"--embed-dtype ubinary: embedding dimension 12"):
         embedding_bytes(12, "ubinary")
-    with pytest.raises(ConfigError, match=r"--embed-dtype: unknown embedding precision 'int4'.*'int8'"):
+    with pytest.raises(ConfigError, match=r"--embed-dtype: unknown embedding dtype 'int4'.*'int8'"):
         quantize_embeddings_view(x, "int4")
     with pytest.raises(ConfigError, match=r"--embed-dtype int8: needs a calibration set"):
         quantize_embeddings_view(x, "int8", None)

@@ -8,6 +8,7 @@ SIGKILL. Kill moments come from a seeded RNG and are printed (``-s``) and record
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import queue
@@ -39,7 +40,9 @@ class Zygote:
 
     def __init__(self) -> None:
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}
-        self.proc = subprocess.Popen([sys.executable, str(WORKER), "zygote"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True, bufsize=1)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(WORKER), "zygote"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True, bufsize=1
+        )
         self.events: dict[int, queue.Queue[dict[str, Any]]] = defaultdict(queue.Queue)
         self.control: queue.Queue[dict[str, Any]] = queue.Queue()
         self.log: dict[int, list[dict[str, Any]]] = defaultdict(list)
@@ -92,7 +95,7 @@ class Zygote:
             self.proc.stdin.write('{"cmd": "quit"}\n')
             self.proc.stdin.flush()
             self.proc.wait(timeout=30)
-        except Exception:  # noqa: BLE001 - teardown: make sure it is gone
+        except Exception:
             self.proc.kill()
 
 
@@ -140,7 +143,7 @@ def reference(zygote: Zygote, tmp_path_factory: pytest.TempPathFactory) -> dict[
     assert len(per_unit) == 4 and per_unit.nunique() == 1
     # Duration of each phase occurrence: from its marker to the next event of the run.
     spans: dict[str, list[float]] = defaultdict(list)
-    for a, b in zip(events, events[1:], strict=False):
+    for a, b in itertools.pairwise(events):
         if a["event"] in ("encode", "evaluate", "write"):
             spans[a["event"]].append(b["t"] - a["t"])
     assert len(spans["write"]) == 4 and len(spans["evaluate"]) == 4 and spans["encode"]
@@ -165,7 +168,9 @@ def check_consistent(store: Path, reference: dict[str, Any], monkeypatch: pytest
     return len(files), len(list(store.rglob(f"{TMP_PREFIX}*")))
 
 
-def test_kill_during_encode_evaluate_write_then_rerun(zygote: Zygote, reference: dict[str, Any], tmp_path: Path, fault_log: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_kill_during_encode_evaluate_write_then_rerun(
+    zygote: Zygote, reference: dict[str, Any], tmp_path: Path, fault_log: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     survived = 0
     for trial in range(KILLS):
         rng = random.Random(SEED + trial)
@@ -191,8 +196,16 @@ def test_kill_during_encode_evaluate_write_then_rerun(zygote: Zygote, reference:
         assert values(frame) == reference["values"]
         assert frame.groupby(["variant_key", "task"])["unit_id"].nunique().max() == 1
         check_consistent(store, reference, monkeypatch)
-        record = {"trial": trial, "seed": SEED + trial, "phase": phase, "occurrence": occurrence + 1, "delay_s": round(delay, 4),
-                  "last_event": last, "units_before_rerun": stored, "temp_files_left": temps}
+        record = {
+            "trial": trial,
+            "seed": SEED + trial,
+            "phase": phase,
+            "occurrence": occurrence + 1,
+            "delay_s": round(delay, 4),
+            "last_event": last,
+            "units_before_rerun": stored,
+            "temp_files_left": temps,
+        }
         with fault_log.open("a") as fh:
             fh.write(json.dumps(record) + "\n")
         print("kill", record)
@@ -208,8 +221,9 @@ def test_kill_in_a_tight_write_loop(zygote: Zygote, tmp_path: Path, fault_log: P
         store = tmp_path / f"loop{trial:02d}"
         # Even trials kill right inside a write (the worker announces it); odd ones at a random moment.
         aimed = trial % 2 == 0
-        pid = zygote.spawn({"kind": "writeloop", "store": str(store), "variant_key": "vLoop", "units": 10_000, "rows": rows,
-                            "task_per_unit": True, "announce_writes": aimed})
+        pid = zygote.spawn(
+            {"kind": "writeloop", "store": str(store), "variant_key": "vLoop", "units": 10_000, "rows": rows, "task_per_unit": True, "announce_writes": aimed}
+        )
         zygote.next_event(pid, {"wrote"})  # the loop is running
         if aimed:
             zygote.next_event(pid, {"writing"})
@@ -248,7 +262,9 @@ def test_four_writers_and_a_reader(zygote: Zygote, tmp_path: Path, fault_log: Pa
     store, units, rows = tmp_path / "store", 25, 200
     store.mkdir()
     reader, stop, report = _reader(zygote, store, tmp_path)
-    writers = [zygote.spawn({"kind": "writeloop", "store": str(store), "variant_key": f"v{w}", "units": units, "rows": rows, "task_per_unit": True}) for w in range(4)]
+    writers = [
+        zygote.spawn({"kind": "writeloop", "store": str(store), "variant_key": f"v{w}", "units": units, "rows": rows, "task_per_unit": True}) for w in range(4)
+    ]
     assert [zygote.wait(pid) for pid in writers] == [0, 0, 0, 0]
     stop.touch()
     assert zygote.wait(reader) == 0

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evalgemma.errors import ConfigError
 from evalgemma.encode.models import describe_local
+from evalgemma.errors import ConfigError
 from evalgemma.run import RunConfig, execute, plan_run
 from evalgemma.store.parquet import load_results
 
@@ -24,7 +24,9 @@ SMOKE_SUBSET = ("SmokeSTS", "SmokeRetrieval", "SmokeClassification")
 def gemma_run(tiny_gemma: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[tuple[str, str]]]:
     """Run three smoke tasks at two dims, recording every (text, prompt) sent to the tokenizer."""
     store = tmp_path_factory.mktemp("gemma-store")
-    config = RunConfig.build(model=str(tiny_gemma), suite="smoke", tasks=SMOKE_SUBSET, dims=(32, 16), store=store, device="cpu", show_progress=False, langs=("eng", "deu"))
+    config = RunConfig.build(
+        model=str(tiny_gemma), suite="smoke", tasks=SMOKE_SUBSET, dims=(32, 16), store=store, device="cpu", show_progress=False, langs=("eng", "deu")
+    )
     plan = plan_run(config)
     seen: list[tuple[str, str]] = []
 
@@ -95,7 +97,9 @@ def test_truncation_renormalises(tiny_gemma: Path) -> None:
 
     model = SentenceTransformer(str(tiny_gemma), device="cpu")
     full = model.encode(["a short sentence", "another one, longer than the first"], convert_to_numpy=True)
-    own = SentenceTransformer(str(tiny_gemma), device="cpu", truncate_dim=16).encode(["a short sentence", "another one, longer than the first"], convert_to_numpy=True)
+    own = SentenceTransformer(str(tiny_gemma), device="cpu", truncate_dim=16).encode(
+        ["a short sentence", "another one, longer than the first"], convert_to_numpy=True
+    )
     ours = truncate(full, 16)
     np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-6)
     np.testing.assert_allclose(ours, own / np.linalg.norm(own, axis=1, keepdims=True), atol=1e-6)
@@ -123,7 +127,9 @@ def test_bfloat16_is_what_encodes(tiny_gemma: Path, tmp_path: Path) -> None:
 
             model.encode = spy
 
-        config = RunConfig.build(model=str(tiny_gemma), suite="smoke", tasks=("SmokeSTS",), langs=("eng",), dtype=dtype, store=tmp_path, device="cpu", show_progress=False)
+        config = RunConfig.build(
+            model=str(tiny_gemma), suite="smoke", tasks=("SmokeSTS",), langs=("eng",), dtype=dtype, store=tmp_path, device="cpu", show_progress=False
+        )
         execute(plan_run(config), encoder_hook=hook)
         return dtypes, calls
 

@@ -27,7 +27,7 @@ from evalgemma.errors import ConfigError, DataError
 from evalgemma.store.parquet import TMP_PREFIX, safe_component, scan_store, unit_path, write_unit
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fault_worker import make_rows  # noqa: E402
+from fault_worker import make_rows
 
 EXAMPLES = 50
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -132,7 +132,9 @@ def test_the_valid_examples_are_accepted(tmp_path: Path) -> None:
 
 @SETTINGS
 @given(
-    models=st.dictionaries(st.text(min_size=1, max_size=10), st.dictionaries(st.one_of(st.sampled_from(MODEL_KEYS), st.text(max_size=6)), toml_values, max_size=6), max_size=3),
+    models=st.dictionaries(
+        st.text(min_size=1, max_size=10), st.dictionaries(st.one_of(st.sampled_from(MODEL_KEYS), st.text(max_size=6)), toml_values, max_size=6), max_size=3
+    ),
     top=st.dictionaries(st.sampled_from(["schema", "other", "models"]), scalars, max_size=2),
 )
 @example(models={"x": {"id": "org/m", "source": "hub"}}, top={})
@@ -160,7 +162,14 @@ GOOD_QUERY = b'{"id": "p1", "title": "T", "context": "passage one", "question": 
 json_lines = st.lists(
     st.one_of(
         st.just(GOOD_INDEX.split(b"\n")[0].decode()),
-        st.builds(lambda d: json.dumps(d), st.dictionaries(st.sampled_from(["id", "title", "context", "question", "x"]), st.one_of(st.text(max_size=10), st.integers(), st.none(), st.lists(st.integers(), max_size=2)), max_size=5)),
+        st.builds(
+            lambda d: json.dumps(d),
+            st.dictionaries(
+                st.sampled_from(["id", "title", "context", "question", "x"]),
+                st.one_of(st.text(max_size=10), st.integers(), st.none(), st.lists(st.integers(), max_size=2)),
+                max_size=5,
+            ),
+        ),
         st.text(max_size=30),
         st.sampled_from(["", "  ", "[]", "null", "1", '"s"', "{", '{"id": NaN, "title": "", "context": ""}']),
     ),
@@ -316,17 +325,43 @@ def test_written_units_stay_inside_the_store(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ CLI options
 
 DOCUMENTED_EXITS = {0, 2, 3}  # success (execute replaced), usage/config error, data/store error
-dims = st.one_of(st.lists(st.integers(min_value=-5, max_value=2000), min_size=1, max_size=3).map(lambda v: ",".join(map(str, v))), st.text(max_size=12), st.sampled_from(["384", "384,256,128,64", "0", "-1", "1e3", "384,", ",", "abc", "99999999999999999999"]))
-choice = st.one_of(st.text(max_size=10), st.sampled_from(["float32", "bfloat16", "float16", "none", "q8_0", "int8", "binary", "ubinary", "uint8", "FLOAT32", "", ","]))
-suites = st.one_of(st.sampled_from(["smoke", "xtreme-up", "xtreme-up-in-lang", "nosuch", "smok", "", "x.toml", "/etc/passwd", "../tasks/suites/smoke.toml"]), st.text(max_size=12))
+dims = st.one_of(
+    st.lists(st.integers(min_value=-5, max_value=2000), min_size=1, max_size=3).map(lambda v: ",".join(map(str, v))),
+    st.text(max_size=12),
+    st.sampled_from(["384", "384,256,128,64", "0", "-1", "1e3", "384,", ",", "abc", "99999999999999999999"]),
+)
+choice = st.one_of(
+    st.text(max_size=10), st.sampled_from(["float32", "bfloat16", "float16", "none", "q8_0", "int8", "binary", "ubinary", "uint8", "FLOAT32", "", ","])
+)
+suites = st.one_of(
+    st.sampled_from(["smoke", "xtreme-up", "xtreme-up-in-lang", "nosuch", "smok", "", "x.toml", "/etc/passwd", "../tasks/suites/smoke.toml"]),
+    st.text(max_size=12),
+)
 
 
 @SETTINGS
-@given(dim=dims, dtype=choice, quant=choice, embed=choice, suite=suites, langs=st.one_of(st.none(), st.text(max_size=10), st.sampled_from(["eng", "sw,yo", "zzz", ","])))
+@given(
+    dim=dims,
+    dtype=choice,
+    quant=choice,
+    embed=choice,
+    suite=suites,
+    langs=st.one_of(st.none(), st.text(max_size=10), st.sampled_from(["eng", "sw,yo", "zzz", ","])),
+)
 @example(dim="384", dtype="float32", quant="none", embed="float32", suite="smoke", langs="eng")
 @example(dim="384,256", dtype="bfloat16", quant="none", embed="int8,binary", suite="smoke", langs=None)
 @example(dim="385", dtype="float32", quant="none", embed="binary", suite="smoke", langs=None)
-def test_cli_run_options(dim: str, dtype: str, quant: str, embed: str, suite: str, langs: str | None, tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_run_options(
+    dim: str,
+    dtype: str,
+    quant: str,
+    embed: str,
+    suite: str,
+    langs: str | None,
+    tmp_path_factory: pytest.TempPathFactory,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import evalgemma.cli.console as console
     from evalgemma.cli.app import main
     from evalgemma.run import RunSummary
@@ -339,8 +374,27 @@ def test_cli_run_options(dim: str, dtype: str, quant: str, embed: str, suite: st
 
     monkeypatch.setattr(console, "execute", fake_execute)
     store = tmp_path_factory.mktemp("cli-store")
-    args = ["evalgemma", "run", "--model", "minilm", "--store", str(store), "--no-progress", "--no-cache", "--offline",
-            "--dim", dim, "--dtype", dtype, "--quant", quant, "--embed-dtype", embed, "--suite", suite]
+    args = [
+        "evalgemma",
+        "run",
+        "--model",
+        "minilm",
+        "--store",
+        str(store),
+        "--no-progress",
+        "--no-cache",
+        "--offline",
+        "--dim",
+        dim,
+        "--dtype",
+        dtype,
+        "--quant",
+        quant,
+        "--embed-dtype",
+        embed,
+        "--suite",
+        suite,
+    ]
     if langs is not None:
         args += ["--langs", langs]
     monkeypatch.setattr(sys, "argv", args)
@@ -350,7 +404,7 @@ def test_cli_run_options(dim: str, dtype: str, quant: str, embed: str, suite: st
         code: Any = 0
     except SystemExit as exc:
         code = exc.code
-    except BaseException as exc:  # noqa: BLE001 - an escaped exception is the bug this test looks for
+    except BaseException as exc:
         pytest.fail(f"{args[1:]}: {type(exc).__name__}: {exc}")
     out, err = capsys.readouterr()
     assert code in DOCUMENTED_EXITS, f"{args[1:]} -> exit {code}\n{err[-2000:]}"

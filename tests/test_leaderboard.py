@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from evalgemma.errors import ConfigError, DataError
+from evalgemma.store.parquet import load_results, write_unit
 from evalgemma.views.leaderboard import (
     VariantName,
     build_leaderboard,
@@ -20,7 +21,6 @@ from evalgemma.views.leaderboard import (
     recomputed_mismatches,
     task_scores,
 )
-from evalgemma.store.parquet import load_results, write_unit
 
 # Variant A: T1 (STS) cells 0.5, 0.7 -> 0.6; T2 (STS) 0.8; T3 (Retrieval) 0.3
 # Variant B: T1 0.4, T2 0.6, T3 0.5
@@ -191,7 +191,8 @@ def test_match_variant(name: str, variants: list[VariantName], want: VariantName
 
 
 def test_match_variant_refuses_an_ambiguous_name() -> None:
-    with pytest.raises(ConfigError, match=r"--baseline: 'g · 768d' matches 2 variants: 'g · 768d \(MTEB\)' \(ref-mteb00000000\), 'g · 768d \(paper\)' \(ref-paper0000000\)"):
+    want = r"--baseline: 'g · 768d' matches 2 variants: 'g · 768d \(MTEB\)' \(ref-mteb00000000\), 'g · 768d \(paper\)' \(ref-paper0000000\)"
+    with pytest.raises(ConfigError, match=want):
         match_variant("g · 768d", [PAPER, MTEB])
     twins = [RUN, VariantName("g · 768d", "v1-cccccccccccc", "run")]
     with pytest.raises(ConfigError, match="matches 2 variants"):
@@ -209,8 +210,9 @@ def test_cli_baseline_is_a_paper_row_by_its_short_label(tmp_path: Path) -> None:
     """The README example: the paper's EmbeddingGemma row named without ' (paper)' is the Δ baseline."""
     empty = tmp_path / "store"
     empty.mkdir()
-    proc = _cli("leaderboard", "--store", str(empty), "--suite", "mteb-eng-v2", "--reference", "paper",
-                "--baseline", "embeddinggemma-300m · 768d", "--format", "csv")
+    proc = _cli(
+        "leaderboard", "--store", str(empty), "--suite", "mteb-eng-v2", "--reference", "paper", "--baseline", "embeddinggemma-300m · 768d", "--format", "csv"
+    )
     assert proc.returncode == 0, proc.stderr
     out = pd.read_csv(pd.io.common.StringIO(proc.stdout)).set_index("variant")
     base, q4 = out.loc["embeddinggemma-300m · 768d (paper)"], out.loc["embeddinggemma-300m · q4_0(qat) · 768d (paper)"]

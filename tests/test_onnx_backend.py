@@ -334,7 +334,7 @@ def test_damaged_and_interrupted_entries_are_rebuilt(artifacts: dict[tuple[str, 
     with (given / ob.MODEL_FILE).open("r+b") as fh:
         fh.seek(1000)
         fh.write(b"\xff" * 16)
-    with pytest.raises(DataError, match="damaged ONNX artifact .*does not match the sha256"):
+    with pytest.raises(DataError, match=r"damaged ONNX artifact .*does not match the sha256"):
         ob.open_onnx(given)
     assert (given / ob.MANIFEST).is_file()
 
@@ -370,7 +370,7 @@ def test_quantizing_a_given_file(artifacts: dict[tuple[str, str], ob.OnnxArtifac
     assert q.sha256 == artifacts[("minilm", "int8")].sha256  # same source bytes + recipe → the same entry
     with pytest.raises(ConfigError, match="pass a cache directory"):
         ob.open_onnx(given, "q4")
-    with pytest.raises(ConfigError, match="already quantized .*MatMulInteger"):
+    with pytest.raises(ConfigError, match=r"already quantized .*MatMulInteger"):
         ob.open_onnx(q.path, "q4", cache_dir=cache)
 
 
@@ -423,7 +423,7 @@ def test_bad_onnx_files(artifacts: dict[tuple[str, str], ob.OnnxArtifact], tmp_p
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="not an ONNX model directory"):
         ob.open_onnx(tmp_path / "empty")
-    with pytest.raises(ConfigError, match="no model.onnx; it holds"):
+    with pytest.raises(ConfigError, match=r"no model\.onnx; it holds"):
         ob.open_onnx(exported.path.parent.parent)
     with pytest.raises(ConfigError, match="unknown ONNX quantization 'q8_0'"):
         ob.open_onnx(exported.path, "q8_0")  # type: ignore[arg-type]

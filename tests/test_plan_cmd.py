@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from evalgemma.io import PROJECT_ROOT
 
 CLI = [sys.executable, "-c", "from evalgemma.cli.app import main; main()"]
@@ -89,8 +90,21 @@ def test_multilingual_suite_planned_offline(multilingual: dict[str, Any]) -> Non
 
 def test_multilingual_table_head(tmp_path: Path) -> None:
     """The table form: one row per task, the total row and the data report; exit 0 despite missing data."""
-    proc = evalgemma("plan", "--suite", "mteb-multilingual-v2", "--model", "minilm", "--offline", "--texts-per-s", "100",
-                     "--store", str(tmp_path / "store"), "--data-dir", str(Path(os.environ.get("EVALGEMMA_DATA", PROJECT_ROOT.parent / "shared" / "data")) / "hf"), "--no-cache")
+    proc = evalgemma(
+        "plan",
+        "--suite",
+        "mteb-multilingual-v2",
+        "--model",
+        "minilm",
+        "--offline",
+        "--texts-per-s",
+        "100",
+        "--store",
+        str(tmp_path / "store"),
+        "--data-dir",
+        str(Path(os.environ.get("EVALGEMMA_DATA", PROJECT_ROOT.parent / "shared" / "data")) / "hf"),
+        "--no-cache",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     assert "plan: mteb-multilingual-v2 · sentence-transformers/all-MiniLM-L6-v2 · 1 variant(s)" in out
@@ -143,8 +157,23 @@ def sts_eng(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A real minilm run of SmokeSTS, English only, into a fresh store and embedding cache."""
     root = tmp_path_factory.mktemp("sts_eng")
     store, cache = root / "store", root / "cache"
-    proc = evalgemma("run", "--suite", "smoke", "--tasks", "SmokeSTS", "--langs", "eng", "--model", "minilm", "--offline",
-                     "--store", str(store), "--cache-dir", str(cache), "--no-progress")
+    proc = evalgemma(
+        "run",
+        "--suite",
+        "smoke",
+        "--tasks",
+        "SmokeSTS",
+        "--langs",
+        "eng",
+        "--model",
+        "minilm",
+        "--offline",
+        "--store",
+        str(store),
+        "--cache-dir",
+        str(cache),
+        "--no-progress",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return store, cache
 
@@ -191,14 +220,31 @@ def test_cache_marker_reduces_texts(sts_eng: tuple[Path, Path], tmp_path: Path) 
 def test_run_dry_run_writes_nothing(sts_eng: tuple[Path, Path]) -> None:
     store, cache = sts_eng
     before = (tree(store), tree(cache))
-    proc = evalgemma("run", "--dry-run", "--suite", "smoke", "--model", "minilm", "--offline", "--store", str(store),
-                     "--cache-dir", str(cache), "--texts-per-s", "100")
+    proc = evalgemma(
+        "run", "--dry-run", "--suite", "smoke", "--model", "minilm", "--offline", "--store", str(store), "--cache-dir", str(cache), "--texts-per-s", "100"
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tree(store), tree(cache)) == before  # byte for byte
     total = next(line for line in proc.stdout.splitlines() if "total (7 tasks)" in line)
     assert "plan: smoke" in proc.stdout and [c.strip() for c in total.split("│")][3:6] == ["34", "1", "33"]
-    csv_out = evalgemma("run", "--dry-run", "--format", "csv", "--suite", "smoke", "--tasks", "SmokeSTS", "--model", "minilm",
-                        "--offline", "--store", str(store), "--no-cache", "--texts-per-s", "100")
+    csv_out = evalgemma(
+        "run",
+        "--dry-run",
+        "--format",
+        "csv",
+        "--suite",
+        "smoke",
+        "--tasks",
+        "SmokeSTS",
+        "--model",
+        "minilm",
+        "--offline",
+        "--store",
+        str(store),
+        "--no-cache",
+        "--texts-per-s",
+        "100",
+    )
     lines = csv_out.stdout.splitlines()
     assert lines[0].startswith("suite,task,type,cells_expected,cells_stored,cells_missing,texts")
     assert lines[1] == "smoke,SmokeSTS,STS,5,1,4,160,0,0,1.600,built-in" and lines[2].startswith("smoke,total,,5,1,4,160,")

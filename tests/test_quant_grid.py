@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evalgemma.errors import ConfigError
 from evalgemma.benchmarks.mteb.adapter import MtebView
+from evalgemma.errors import ConfigError
 from evalgemma.run import RunConfig, execute, plan_run
 from evalgemma.store.parquet import load_results
 

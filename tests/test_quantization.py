@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import require, shared_data_dir
 from evalgemma.errors import ConfigError, DataError
 from evalgemma.variants.weight_quant import (
     QuantReport,
@@ -28,8 +29,6 @@ from evalgemma.variants.weight_quant import (
     quantize_model,
     resolve_qat_checkpoint,
 )
-
-from conftest import require, shared_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from evalgemma.views.leaderboard import build_leaderboard, build_subset_table
 from evalgemma.catalog.reference import load_reference, paper_aggregates, paper_rows, reference_dir
+from evalgemma.views.leaderboard import build_leaderboard, build_subset_table
 
 REPO = Path(__file__).resolve().parents[1]
 GEMMA_MTEB = "embeddinggemma-300m · 768d (MTEB)"
@@ -58,7 +58,9 @@ def test_flores_is_substituted_from_the_paper(mteb_ref) -> None:  # type: ignore
     assert list(flores.main_score) == [pytest.approx(0.5535)]  # [P] Table 10
     assert "substituted" in flores.source.iloc[0]
     # without it the suite is incomplete: 130/131, exactly as the results repo stands
-    lb = build_leaderboard(None, "mteb-multilingual-v2", reference=load_reference("mteb").__class__(rows[rows.task != "FloresBitextMining"], mteb_ref.aggregates))
+    lb = build_leaderboard(
+        None, "mteb-multilingual-v2", reference=load_reference("mteb").__class__(rows[rows.task != "FloresBitextMining"], mteb_ref.aggregates)
+    )
     assert _row(lb, GEMMA_MTEB).mean_task.text() == "incomplete (130/131)"
 
 
@@ -119,8 +121,13 @@ def test_reference_rows_carry_source_and_kind() -> None:
 def test_build_reference_is_reproducible(tmp_path: Path) -> None:
     data = _shared_data()
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "build_reference.py"), "--data", str(data), "--docs", str(data.parent / "docs"),
-                           "--out", str(tmp_path)], capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "build_reference.py"), "--data", str(data), "--docs", str(data.parent / "docs"), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     for name in ("suite_tasks.csv", "paper_task_scores.csv", "paper_aggregates.csv", "mteb_benchmark_means.csv", "inputs.json"):
         assert (tmp_path / name).read_bytes() == (reference_dir() / name).read_bytes(), name

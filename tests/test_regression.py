@@ -250,7 +250,7 @@ def test_unknown_key_in_tolerances_toml_exits_2(tmp_path: Path, baseline: Path) 
 def test_invalid_tolerances_files(tmp_path: Path, text: str, fragment: str) -> None:
     path = tmp_path / "t.toml"
     path.write_text(text)
-    with pytest.raises(ConfigError, match="t.toml") as err:
+    with pytest.raises(ConfigError, match=r"t\.toml") as err:
         load_tolerances(path)
     assert fragment in str(err.value)
 
@@ -282,7 +282,7 @@ def test_unreadable_baseline_exits_3(tmp_path: Path) -> None:
     pq.write_table(pa.table({"task": ["STSBenchmark"], "score": [0.82]}), foreign)
     res = cli("check", "--store", store, "--baseline", tmp_path / "absent.parquet")
     assert res.returncode == 3 and "absent.parquet: no such file" in res.stderr
-    with pytest.raises(DataError, match="notes.parquet: not a readable Parquet file"):
+    with pytest.raises(DataError, match=r"notes\.parquet: not a readable Parquet file"):
         load_baseline(not_parquet)
     with pytest.raises(DataError, match=r"foreign.parquet: not an evalgemma baseline \(missing columns"):
         load_baseline(foreign)
@@ -388,7 +388,7 @@ def test_baseline_has_store_columns_and_filters(tmp_path: Path) -> None:
         frame.sort_values(["task", "hf_subset", "metric"]).reset_index(drop=True),
         load_results(store).query("suite == 'mteb-eng-v2'").sort_values(["task", "hf_subset", "metric"]).reset_index(drop=True),
     )
-    with pytest.raises(ConfigError, match="unknown suite 'mteb-eng-v3'.*Did you mean 'mteb-eng-v2'"):
+    with pytest.raises(ConfigError, match=r"unknown suite 'mteb-eng-v3'.*Did you mean 'mteb-eng-v2'"):
         accept_baseline(store, tmp_path / "c.parquet", suite="mteb-eng-v3")
     with pytest.raises(ConfigError, match="unknown variant"):
         accept_baseline(store, tmp_path / "c.parquet", variants=["gemma · 128d"])

@@ -18,7 +18,7 @@ import tarfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -26,11 +26,11 @@ import pytest
 
 import evalgemma.store.parquet as store_mod
 from evalgemma.errors import ConfigError, DataError, StoreError
-from evalgemma.store.schema import SCHEMA_VERSION
 from evalgemma.store.parquet import ensure_writable, load_results, scan_store, write_unit
+from evalgemma.store.schema import SCHEMA_VERSION
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fault_worker import make_rows  # noqa: E402
+from fault_worker import make_rows
 
 PACKAGE = Path(__file__).resolve().parents[1] / "harness" / "evalgemma"
 
@@ -136,7 +136,9 @@ def test_cli_run_on_a_read_only_store_exits_3_naming_it(tmp_path: Path, capsys: 
         import evalgemma.encode.encoder as encoder_mod
 
         monkeypatch.setattr(encoder_mod, "load_sentence_transformer", lambda *a, **k: loaded.append("model") or pytest.fail("model loaded"))
-        code, out, err = cli(["run", "--model", "minilm", "--suite", "smoke", "--tasks", "SmokeSTS", "--store", str(ro), "--no-progress", "--no-cache"], capsys, monkeypatch)
+        code, out, err = cli(
+            ["run", "--model", "minilm", "--suite", "smoke", "--tasks", "SmokeSTS", "--store", str(ro), "--no-progress", "--no-cache"], capsys, monkeypatch
+        )
     assert code == 3
     assert f"error: --store {ro}: not writable (Read-only file system)" in " ".join(err.split())
     assert "Traceback" not in err + out
@@ -211,7 +213,9 @@ def test_corrupt_files_are_reported_with_their_path_and_skipped(corrupt_store: t
     assert digests(store) == before  # nothing deleted, moved or rewritten
 
 
-def test_leaderboard_cli_survives_corrupt_files(corrupt_store: tuple[Path, dict[str, Path]], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_leaderboard_cli_survives_corrupt_files(
+    corrupt_store: tuple[Path, dict[str, Path]], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     import pandas as pd
 
     store, bad = corrupt_store
@@ -294,7 +298,7 @@ def test_pickle_only_weights_are_refused_without_opt_in(tmp_path: Path) -> None:
 
 
 class _Recorder:
-    calls: list[tuple[str, dict[str, Any]]] = []
+    calls: ClassVar[list[tuple[str, dict[str, Any]]]] = []
 
     def __init__(self, path: str, **kwargs: Any) -> None:
         _Recorder.calls.append((path, kwargs))
@@ -318,7 +322,7 @@ def test_remote_code_and_pickle_flags_reach_the_loader(tmp_path: Path, monkeypat
     model = describe_local(model_dir)
     st = load_sentence_transformer(model, WeightSpec(model.model_id, model.revision, "float32", 77), device="cpu", trust_remote_code=trust)
     assert st.max_seq_length == 77
-    (path, kwargs), = _Recorder.calls
+    ((path, kwargs),) = _Recorder.calls
     assert path == str(model_dir.resolve())
     assert kwargs["trust_remote_code"] is trust
     assert kwargs["model_kwargs"]["use_safetensors"] is True  # pickle weights stay off without --allow-pickle-weights
@@ -328,7 +332,9 @@ def test_remote_code_and_pickle_flags_reach_the_loader(tmp_path: Path, monkeypat
     ("flags", "trust", "pickle_ok"),
     [([], False, False), (["--trust-remote-code"], True, False), (["--allow-pickle-weights"], False, True)],
 )
-def test_cli_security_flags_default_off(flags: list[str], trust: bool, pickle_ok: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_security_flags_default_off(
+    flags: list[str], trust: bool, pickle_ok: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     import evalgemma.cli.console as console
 
     seen: list[Any] = []
@@ -406,7 +412,9 @@ def test_unsafe_archive_members_are_refused_before_anything_is_written(tmp_path:
 def test_safe_archive_extracts(tmp_path: Path) -> None:
     from evalgemma.benchmarks.xtreme_up.retrieval import safe_extract
 
-    archive = _tar(tmp_path / "a.tgz", [(_info("root/retrieval_cross_lang", tarfile.DIRTYPE), None), (_info("root/retrieval_cross_lang/index.jsonl"), b'{"id": "1"}\n')])
+    archive = _tar(
+        tmp_path / "a.tgz", [(_info("root/retrieval_cross_lang", tarfile.DIRTYPE), None), (_info("root/retrieval_cross_lang/index.jsonl"), b'{"id": "1"}\n')]
+    )
     safe_extract(archive, tmp_path / "dest")
     assert (tmp_path / "dest" / "root" / "retrieval_cross_lang" / "index.jsonl").read_bytes() == b'{"id": "1"}\n'
 

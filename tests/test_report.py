@@ -196,3 +196,24 @@ def test_report_renders_in_chromium(report: Path, tmp_path: Path) -> None:
     assert dom.tags.get("img") == 4
     assert all(s.startswith("data:image/png;base64,") for s in dom.srcs)
     assert "incomplete (2/12)" in proc.stdout
+
+
+def test_save_figure_writes_the_suffix_format_atomically(tmp_path: Path) -> None:
+    import stat
+
+    from matplotlib.figure import Figure
+
+    from evalgemma.errors import ConfigError
+    from evalgemma.views.plots import save_figure
+
+    fig = Figure(figsize=(2, 2))
+    fig.subplots().plot([0, 1], [0, 1])
+    png = save_figure(fig, tmp_path / "figs" / "f.png")
+    svg = save_figure(fig, tmp_path / "figs" / "f.svg")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and b"<svg" in svg.read_bytes()[:400]
+    assert {stat.S_IMODE(p.stat().st_mode) for p in (png, svg)} == {0o644}  # world-readable, like the store
+    with pytest.raises(ConfigError, match=r"--out .*f\.pnj: unknown image format 'pnj'\. Did you mean 'png'"):
+        save_figure(fig, tmp_path / "figs" / "f.pnj")
+    with pytest.raises(ConfigError, match=r"--out .*/figure: no file suffix"):
+        save_figure(fig, tmp_path / "figs" / "figure")
+    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == ["f.png", "f.svg"]  # nothing else, no temp file

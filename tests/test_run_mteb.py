@@ -82,7 +82,9 @@ def test_rows_are_tidy_and_complete(minilm_store: Path) -> None:
 def test_rerun_skips_everything(minilm_store: Path, hf_mirrors: Path) -> None:
     before = sorted(p.name for p in minilm_store.rglob("*.parquet"))
     for tasks, langs, n in ((("STSBenchmark", "MBPPRetrieval"), (), 2), (("Tatoeba",), ("deu", "fra", "afr"), 1)):
-        config = RunConfig.build(model="minilm", tasks=tasks, langs=langs, store=minilm_store, data_dir=hf_mirrors, offline=True, device="cpu", show_progress=False)
+        config = RunConfig.build(
+            model="minilm", tasks=tasks, langs=langs, store=minilm_store, data_dir=hf_mirrors, offline=True, device="cpu", show_progress=False
+        )
         plan = plan_run(config)
         assert plan.n_missing == 0 and plan.n_total == n and plan.n_missing_cells == 0
         summary = execute(plan)

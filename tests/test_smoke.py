@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 
-from evalgemma.errors import ConfigError, DataError
 from evalgemma.benchmarks.smoke.tasks import (
     SMOKE_TASK_NAMES,
     calibration_texts,
@@ -29,6 +28,7 @@ from evalgemma.benchmarks.smoke.tasks import (
     smoke_tasks,
     task_data_sha256,
 )
+from evalgemma.errors import ConfigError, DataError
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tasks" / "smoke"
@@ -151,12 +151,12 @@ def _edit_line(path: Path, number: int, old: str, new: str) -> None:
 
 
 def test_unknown_task_name_suggests() -> None:
-    with pytest.raises(ConfigError, match="unknown smoke task 'SmokeSTSS'.*Did you mean 'SmokeSTS'"):
+    with pytest.raises(ConfigError, match=r"unknown smoke task 'SmokeSTSS'.*Did you mean 'SmokeSTS'"):
         smoke_tasks(["SmokeSTSS"])
 
 
 def test_missing_data_dir(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="no smoke.toml there"):
+    with pytest.raises(DataError, match=r"no smoke\.toml there"):
         smoke_tasks(data_dir=tmp_path)
 
 
@@ -188,7 +188,7 @@ def test_bad_values(data_copy: Path) -> None:
 def test_count_mismatch(data_copy: Path) -> None:
     path = data_copy / "clustering.jsonl"
     path.write_text("".join(path.read_text(encoding="utf-8").splitlines(keepends=True)[:-1]), encoding="utf-8")
-    with pytest.raises(DataError, match="SmokeClustering has 23 sentences per language, .*smoke.toml expects 24"):
+    with pytest.raises(DataError, match=r"SmokeClustering has 23 sentences per language, .*smoke\.toml expects 24"):
         smoke_tasks(["SmokeClustering"], data_dir=data_copy)
 
 
@@ -262,7 +262,7 @@ def test_every_task_scores_every_subset(suite_runs: dict[str, Any]) -> None:
     result = suite_runs["results"][0]
     assert [tr.task_name for tr in result.task_results] == list(SMOKE_TASK_NAMES)
     for tr in result.task_results:
-        kind, main, subsets = EXPECTED[tr.task_name]
+        _kind, main, subsets = EXPECTED[tr.task_name]
         assert [s["hf_subset"] for s in tr.scores["test"]] == subsets
         for cell in tr.scores["test"]:
             assert cell["main_score"] == cell[main]

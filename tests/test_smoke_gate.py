@@ -68,8 +68,11 @@ def test_notebook_runs_on_a_real_smoke_store(smoke_store: Path, monkeypatch: obj
         else:
             os.environ["EVALGEMMA_STORE"] = env_before
     text = "\n".join(
-        "".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", "")) + str(o.get("data", {}).get("text/markdown", "")) for o in c.get("outputs", []))
-        for c in nb.cells if c.cell_type == "code"
+        "".join(
+            o.get("text", "") + str(o.get("data", {}).get("text/plain", "")) + str(o.get("data", {}).get("text/markdown", "")) for o in c.get("outputs", [])
+        )
+        for c in nb.cells
+        if c.cell_type == "code"
     )
     assert "2 variants, 7 tasks" in text
     frame = load_results(smoke_store)

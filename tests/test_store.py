@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from evalgemma.errors import StoreError
+from evalgemma.store.parquet import TMP_PREFIX, ensure_writable, load_results, safe_component, scan_store, stored_cells, unit_path, write_unit
 from evalgemma.store.schema import SCHEMA_VERSION, arrow_schema
-from evalgemma.store.parquet import TMP_PREFIX, ensure_writable, stored_cells, load_results, safe_component, scan_store, unit_path, write_unit
 
 
 def rows(variant_key: str, task: str, value: float, finished_at: str, n: int = 3) -> list[dict[str, object]]:

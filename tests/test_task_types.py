@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from evalgemma.benchmarks.smoke.tasks import (
     smoke_tasks,
     suite_task_types,
@@ -119,7 +120,11 @@ def evaluation_path(task: Any, *, top_ranked: bool, hierarchical: bool) -> tuple
     base = _abstask(task)
     parts = [base.__name__]
     if issubclass(base, AbsTaskRetrieval):
-        parts += [name for name, on in (("top_ranked", top_ranked), ("ignore_identical_ids", task.ignore_identical_ids), ("skip_first_result", task.skip_first_result)) if on]
+        parts += [
+            name
+            for name, on in (("top_ranked", top_ranked), ("ignore_identical_ids", task.ignore_identical_ids), ("skip_first_result", task.skip_first_result))
+            if on
+        ]
         parts += _scorers(task)
     if getattr(task, "parallel_subsets", False):
         parts.append("parallel_subsets")
@@ -153,8 +158,7 @@ def local_path(task: Any) -> tuple[str, str]:
     splits = list(_test_splits(task))
     top_ranked = any(isinstance(s, dict) and s.get("top_ranked") is not None for s in splits)
     hierarchical = any(
-        not isinstance(s, dict) and "labels" in s.column_names and any(isinstance(lab, list) and len(lab) > 1 for lab in s["labels"])
-        for s in splits
+        not isinstance(s, dict) and "labels" in s.column_names and any(isinstance(lab, list) and len(lab) > 1 for lab in s["labels"]) for s in splits
     )
     return evaluation_path(task, top_ranked=top_ranked, hierarchical=hierarchical)
 
@@ -205,9 +209,13 @@ def test_types_adds_one_task_per_uncovered_path(local_paths: dict[str, dict[str,
     assert len(set(types.values())) == len(types)  # one task per path
     # the smoke suite's own paths (its tasks are pinned: their scores are a CI baseline)
     assert sorted(set(smoke.values())) == [
-        ("BitextMining", "AbsTaskBitextMining"), ("Classification", "AbsTaskClassification"), ("Clustering", "AbsTaskClustering"),
-        ("PairClassification", "AbsTaskPairClassification"), ("Reranking", "AbsTaskRetrieval+top_ranked"),
-        ("Retrieval", "AbsTaskRetrieval"), ("STS", "AbsTaskSTS"),
+        ("BitextMining", "AbsTaskBitextMining"),
+        ("Classification", "AbsTaskClassification"),
+        ("Clustering", "AbsTaskClustering"),
+        ("PairClassification", "AbsTaskPairClassification"),
+        ("Reranking", "AbsTaskRetrieval+top_ranked"),
+        ("Retrieval", "AbsTaskRetrieval"),
+        ("STS", "AbsTaskSTS"),
     ]
 
 
@@ -266,7 +274,9 @@ def test_bad_types_data_names_file_and_line(tmp_path: Path) -> None:
         path.write_text(text.replace(old, new, 1), encoding="utf-8")
 
     edit("instruction_reranking.jsonl", '"og": 0, "changed": 0}', '"og": 0, "changed": 1}')
-    with pytest.raises(DataError, match=r"instruction_reranking\.jsonl:1 \(candidates\[3\]\): relevant under the changed instruction but not under the original"):
+    with pytest.raises(
+        DataError, match=r"instruction_reranking\.jsonl:1 \(candidates\[3\]\): relevant under the changed instruction but not under the original"
+    ):
         smoke_tasks(["TypesInstructionReranking"], data_dir=folder, suite="types")
     edit("summarization.jsonl", '"relevance": 4}', '"relevance": 9}')
     with pytest.raises(DataError, match=r"summarization\.jsonl:1 \(machine\[1\]\): relevance must be a number from 1 to 5, got 9"):
@@ -278,9 +288,12 @@ def test_bad_types_data_names_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"retrieval_arguments_queries\.jsonl:1: query 'a-pro9' must be a document of retrieval_arguments_corpus\.jsonl"):
         smoke_tasks(["TypesRetrievalIgnoreIdentical"], data_dir=folder, suite="types")
     edit("types.toml", 'form = "legacy"', 'form = "parallel"')
-    with pytest.raises(ConfigError, match=r"types\.toml \[tasks\.TypesClusteringLegacy\]: form 'parallel' is not available for type 'Clustering'; valid: default, hierarchical, legacy"):
+    with pytest.raises(
+        ConfigError,
+        match=r"types\.toml \[tasks\.TypesClusteringLegacy\]: form 'parallel' is not available for type 'Clustering'; valid: default, hierarchical, legacy",
+    ):
         smoke_tasks(data_dir=folder, suite="types")
-    with pytest.raises(ConfigError, match="unknown types task 'TypesSummarisation'.*Did you mean 'TypesSummarization'"):
+    with pytest.raises(ConfigError, match=r"unknown types task 'TypesSummarisation'.*Did you mean 'TypesSummarization'"):
         smoke_tasks(["TypesSummarisation"], suite="types")
 
 
@@ -410,9 +423,10 @@ def test_summarization_equals_scipy(minilm_run: tuple[Any, Any]) -> None:
 def test_legacy_clustering_equals_sklearn(minilm_run: tuple[Any, Any]) -> None:
     """AbsTaskClusteringLegacy: MiniBatchKMeans (k = labels in the set, batch 500, n_init auto,
     seed 42) on each set of sentences, V-measure per set, mean over sets, then over languages."""
-    from evalgemma.benchmarks.smoke.tasks import load_manifest
     from sklearn.cluster import MiniBatchKMeans
     from sklearn.metrics import v_measure_score
+
+    from evalgemma.benchmarks.smoke.tasks import load_manifest
 
     frame, seen = minilm_run
     lines = _lines("clustering_legacy.jsonl")

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from evalgemma.benchmarks.xtreme_up.retrieval import load_xtreme_up, passage_text, reciprocal_ranks
 from evalgemma.errors import DataError
 from evalgemma.run import RunConfig, execute, plan_run
 from evalgemma.store.parquet import load_results
-from evalgemma.benchmarks.xtreme_up.retrieval import load_xtreme_up, passage_text, reciprocal_ranks
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,11 @@ def xquad_root(shared_data: Path) -> Path:
 def xtreme_store(xquad_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     store = tmp_path_factory.mktemp("xtreme")
     with pytest.warns(UserWarning):  # de is not one of the suite's 20 Indic languages
-        plan = plan_run(RunConfig.build(model="minilm", suite="xtreme-up", data_dir=xquad_root, langs=("de",), dims=(384, 128), store=store, device="cpu", show_progress=False))
+        plan = plan_run(
+            RunConfig.build(
+                model="minilm", suite="xtreme-up", data_dir=xquad_root, langs=("de",), dims=(384, 128), store=store, device="cpu", show_progress=False
+            )
+        )
     summary = execute(plan)
     assert len(summary.written) == 2
     # Index and queries are encoded once for both dims: each distinct passage and question once.
@@ -93,8 +97,26 @@ def test_leaderboard_shows_the_language(xtreme_store: Path) -> None:
         assert table.loc[label, "de"] == stored[label] and table.loc[label, "mean_task"] == stored[label]
     # the CLI shows the suite's 20 languages: de is not one of them, so every mean is incomplete (0/20)
     env = {**os.environ, "COLUMNS": "250"}
-    proc = subprocess.run([sys.executable, "-c", "from evalgemma.cli.app import main; main()", "leaderboard", "--suite", "xtreme-up", "--store", str(xtreme_store), "--reference", "none", "--format", "csv"],
-                          capture_output=True, text=True, timeout=120, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from evalgemma.cli.app import main; main()",
+            "leaderboard",
+            "--suite",
+            "xtreme-up",
+            "--store",
+            str(xtreme_store),
+            "--reference",
+            "none",
+            "--format",
+            "csv",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     shown = pd.read_csv(pd.io.common.StringIO(proc.stdout)).set_index("variant")
     languages = expected_subsets("xtreme-up")
@@ -111,7 +133,9 @@ def test_bad_data_fails_before_loading_the_model(tmp_path: Path, xquad_root: Pat
     (root / "test" / "de.jsonl").write_bytes(gzip.decompress((xquad_root / "retrieval_cross_lang" / "test" / "de.jsonl.gz").read_bytes()))
     store = tmp_path / "store"
     with pytest.warns(UserWarning):
-        plan = plan_run(RunConfig.build(model="minilm", suite="xtreme-up", data_dir=tmp_path / "xup", langs=("de",), store=store, device="cpu", show_progress=False))
+        plan = plan_run(
+            RunConfig.build(model="minilm", suite="xtreme-up", data_dir=tmp_path / "xup", langs=("de",), store=store, device="cpu", show_progress=False)
+        )
     loaded = []
     with pytest.raises(DataError, match=r"index.jsonl: line 2: invalid JSON"):
         execute(plan, on_event=lambda kind, data: loaded.append(kind))

@@ -67,7 +67,7 @@ def unknown_name(kind: str, name: str, valid: Iterable[str], where: str = "") ->
         valid: every valid name.
         where: optional location (flag or file) to prefix the message with.
     """
-    names = sorted(set(valid))
+    names = sorted({str(v) for v in valid})  # str(): Choice members read as their values
     close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
     if not close:
         lowered = {n.lower(): n for n in names}
@@ -87,10 +87,13 @@ class Choice(StrEnum):
 
     @classmethod
     def kind(cls) -> str:
-        return cls.__doc__.splitlines()[0].rstrip(".").lower() if cls.__doc__ else cls.__name__
+        """What the names are of: the docstring's first line, its initial lowered unless it starts an acronym."""
+        first = cls.__doc__.splitlines()[0].strip().rstrip(".") if cls.__doc__ else cls.__name__
+        return first if first[:2].isupper() else first[:1].lower() + first[1:]
 
     @classmethod
     def values(cls) -> tuple[str, ...]:
+        """Every name, in definition order."""
         return tuple(m.value for m in cls)
 
     @classmethod

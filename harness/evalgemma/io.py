@@ -4,6 +4,8 @@ file is either complete or absent."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Callable
@@ -24,25 +26,30 @@ def fsync_dir(path: Path) -> None:
     except OSError:
         return
     try:
-        os.fsync(fd)
-    except OSError:
-        pass
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
     finally:
         os.close(fd)
 
 
-def atomic_write(path: Path | str, data: bytes | str | Callable[[BinaryIO], object], *, mode: int = 0o644) -> Path:
-    """Write ``path`` atomically: a temp file in the same folder, fsync, chmod ``mode``, ``os.replace``.
+def atomic_write(
+    path: Path | str, data: bytes | str | Callable[[BinaryIO], object], *, mode: int = 0o644, exclusive: bool = False
+) -> Path:
+    """Write ``path`` atomically: a temp file in the same folder, fsync, chmod ``mode``, then rename.
 
     A crash at any point leaves either the old file (or none) or the whole new file, never a
-    partial one; the temp file is removed on any error.
+    partial one; the temp file is removed on any error (including one raised by ``data``).
 
     Args:
         path: the target file (its folder is created).
         data: the bytes (``str`` is written as UTF-8), or a function that writes to the open binary file.
         mode: permission bits of the result (``mkstemp`` creates 0600; results are shared read-only).
+        exclusive: create ``path`` only if it does not exist: the last step is a hard link, which
+            fails if the target exists, so two concurrent writers cannot clobber each other. On a
+            filesystem without hard links it falls back to an existence check, then a rename.
 
     Raises:
+        FileExistsError: ``exclusive`` and ``path`` exists (nothing was written).
         OSError: the folder or file cannot be written (the caller names what it was writing).
     """
     target = Path(path)
@@ -57,12 +64,28 @@ def atomic_write(path: Path | str, data: bytes | str | Callable[[BinaryIO], obje
             fh.flush()
             os.fchmod(fh.fileno(), mode)
             os.fsync(fh.fileno())
-        os.replace(tmp, target)
+        if exclusive:
+            _link_new(tmp, target)
+        else:
+            os.replace(tmp, target)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
     fsync_dir(target.parent)
     return target
+
+
+def _link_new(tmp: str, target: Path) -> None:
+    """Give ``tmp`` the name ``target`` only if ``target`` does not exist, then drop ``tmp``."""
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links here (some network and FUSE filesystems): check, then rename
+        if target.exists():
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(target)) from None
+        os.replace(tmp, target)
+        return
+    with contextlib.suppress(OSError):  # a leftover temp name is harmless: readers skip it
+        os.unlink(tmp)

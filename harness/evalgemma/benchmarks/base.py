@@ -67,6 +67,20 @@ class BenchTask:
         return cells_sha256(self.cells)
 
 
+#: Attribute that marks an mteb task object whose data is built in (smoke, types): nothing to fetch, fine offline.
+_BUILTIN_DATA = "_evalgemma_builtin_data"
+
+
+def mark_builtin_data(task_obj: Any) -> None:
+    """Flag an mteb task object as holding built-in data (see :func:`has_builtin_data`)."""
+    setattr(task_obj, _BUILTIN_DATA, True)
+
+
+def has_builtin_data(task_obj: Any) -> bool:
+    """Whether an mteb task object's data is built in (nothing to download or mirror)."""
+    return bool(getattr(task_obj, _BUILTIN_DATA, False))
+
+
 @dataclass(frozen=True)
 class EvalContext:
     """What an evaluation needs besides the encoder and the variant (runtime, not identity)."""

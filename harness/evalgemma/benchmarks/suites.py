@@ -64,11 +64,12 @@ def plan_tasks(
             spec = spec.model_copy(update={"split": split})
         return spec.name, [_xtreme_task(spec, tasks, langs, data_dir, offline)]
     if spec.kind == "smoke":
+        from evalgemma.benchmarks.base import mark_builtin_data
         from evalgemma.benchmarks.smoke.tasks import smoke_tasks
 
         objs = smoke_tasks(suite=spec.data)
         for obj in objs:
-            setattr(obj, "_evalgemma_local", True)  # built-in data: nothing to fetch, fine offline
+            mark_builtin_data(obj)
     elif spec.kind == "mteb":
         from evalgemma.benchmarks.mteb.adapter import benchmark_tasks
 

@@ -13,16 +13,32 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
-from evalgemma.errors import ConfigError, DataError
+from evalgemma.errors import Choice, DataError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-ReferenceKind = Literal["paper", "mteb", "mteb-all", "both", "none"]
-REFERENCE_KINDS: tuple[str, ...] = ("paper", "mteb", "mteb-all", "both", "none")
-Revisions = Literal["head", "recovered", "earliest"]
+
+
+class ReferenceKind(Choice):
+    """Reference."""
+
+    PAPER = "paper"  # the EmbeddingGemma paper's per-task tables and published means
+    MTEB = "mteb"  # the 12 named models of the MTEB results repository (missing tasks filled from the paper)
+    MTEB_ALL = "mteb-all"  # all 121 models of the MTEB results repository
+    BOTH = "both"  # paper + mteb
+    NONE = "none"
+
+
+class Revisions(Choice):
+    """MTEB results revision rule."""
+
+    HEAD = "head"  # mteb's rule on the results repository at HEAD
+    RECOVERED = "recovered"  # partial tasks completed from git history
+    EARLIEST = "earliest"  # the oldest complete version
+
 
 #: The suffix each reference row kind adds to its variant label (``scripts/build_reference.py::label``
 #: writes it), so a published row never shares a label with a run of the same model.
@@ -33,8 +49,6 @@ ROW_COLUMNS: tuple[str, ...] = (
     "model", "variant", "variant_key", "dim", "dtype", "quant", "suite", "task", "task_type",
     "hf_subset", "split", "metric", "value", "is_main", "main_score", "source", "kind",
 )
-
-_FILES = ("suite_tasks.csv", "mteb_task_scores.parquet", "paper_task_scores.csv", "paper_aggregates.csv")
 
 
 def reference_dir(path: Path | str | None = None) -> Path:
@@ -63,7 +77,7 @@ def suite_tasks(ref_dir: Path | str | None = None) -> pd.DataFrame:
     return pd.read_csv(_file(ref_dir, "suite_tasks.csv"))
 
 
-def mteb_rows(ref_dir: Path | str | None = None, *, revisions: Revisions = "head", all_models: bool = False) -> pd.DataFrame:
+def mteb_rows(ref_dir: Path | str | None = None, *, revisions: str = Revisions.HEAD, all_models: bool = False) -> pd.DataFrame:
     """Task-level rows from the MTEB results repo (tasks without a score are left out).
 
     Args:
@@ -74,13 +88,12 @@ def mteb_rows(ref_dir: Path | str | None = None, *, revisions: Revisions = "head
     """
     import pandas as pd
 
-    column = {"head": "main_score", "recovered": "main_score_recovered", "earliest": "main_score_earliest"}
-    if revisions not in column:
-        raise ConfigError(f"revisions: unknown value {revisions!r}; valid: {', '.join(column)}")
+    column = {Revisions.HEAD: "main_score", Revisions.RECOVERED: "main_score_recovered", Revisions.EARLIEST: "main_score_earliest"}
+    rule = Revisions.parse(revisions, "revisions")
     frame = pd.read_parquet(_file(ref_dir, "mteb_task_scores.parquet"))
     if not all_models:
         frame = frame[frame["model_group"] == "named"]
-    frame = frame.assign(main_score=frame[column[revisions]], value=frame[column[revisions]])
+    frame = frame.assign(main_score=frame[column[rule]], value=frame[column[rule]])
     frame = frame[frame["main_score"].notna()]
     return frame[list(ROW_COLUMNS)].reset_index(drop=True)
 
@@ -131,17 +144,19 @@ class Reference:
 
     @property
     def empty(self) -> bool:
-        return self.rows.empty and self.aggregates.empty
+        return bool(self.rows.empty and self.aggregates.empty)
 
 
 def empty_reference() -> Reference:
     """A reference with no rows (``--reference none``)."""
     import pandas as pd
 
-    return Reference(pd.DataFrame(columns=list(ROW_COLUMNS)), pd.DataFrame(columns=["variant", "variant_key", "suite", "statistic", "task_type", "value", "kind"]))
+    return Reference(
+        pd.DataFrame(columns=list(ROW_COLUMNS)), pd.DataFrame(columns=["variant", "variant_key", "suite", "statistic", "task_type", "value", "kind"])
+    )
 
 
-def load_reference(which: str = "paper", ref_dir: Path | str | None = None, *, revisions: Revisions = "head") -> Reference:
+def load_reference(which: str = ReferenceKind.PAPER, ref_dir: Path | str | None = None, *, revisions: str = Revisions.HEAD) -> Reference:
     """Load reference data.
 
     Args:
@@ -157,18 +172,15 @@ def load_reference(which: str = "paper", ref_dir: Path | str | None = None, *, r
     """
     import pandas as pd
 
-    if which not in REFERENCE_KINDS:
-        from evalgemma.errors import unknown_name
-
-        raise unknown_name("reference", which, REFERENCE_KINDS, where="--reference")
-    if which == "none":
+    kind = ReferenceKind.parse(which, "--reference")
+    if kind is ReferenceKind.NONE:
         return empty_reference()
     parts: list[pd.DataFrame] = []
     aggregates = empty_reference().aggregates
     paper = paper_rows(ref_dir)
-    if which in ("paper", "both"):
+    if kind in (ReferenceKind.PAPER, ReferenceKind.BOTH):
         parts.append(paper)
         aggregates = paper_aggregates(ref_dir)
-    if which in ("mteb", "mteb-all", "both"):
-        parts.append(fill_from_paper(mteb_rows(ref_dir, revisions=revisions, all_models=which == "mteb-all"), paper))
+    if kind in (ReferenceKind.MTEB, ReferenceKind.MTEB_ALL, ReferenceKind.BOTH):
+        parts.append(fill_from_paper(mteb_rows(ref_dir, revisions=revisions, all_models=kind is ReferenceKind.MTEB_ALL), paper))
     return Reference(pd.concat(parts, ignore_index=True), aggregates)

@@ -16,6 +16,7 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from evalgemma.catalog import TASKS_DIR
+from evalgemma.catalog.xtreme_up import Split, Task
 from evalgemma.errors import ConfigError, unknown_name
 
 M = TypeVar("M", bound=BaseModel)
@@ -40,9 +41,9 @@ class SuiteSpec(_Closed):
     benchmark: str | None = None  # kind = "mteb": the mteb benchmark name
     data: str = "smoke"  # kind = "smoke": the built-in data folder tasks/<data>/ (manifest <data>.toml)
     tasks: tuple[str, ...] = ()  # kind = "tasks": mteb task names
-    xtreme_task: Literal["retrieval_cross_lang", "retrieval_in_lang"] | None = None
+    xtreme_task: Task | None = None
     languages: tuple[str, ...] = ()
-    split: Literal["train", "validation", "test"] = "test"  # kind = "xtreme-up": the query split the suite scores
+    split: Split = Split.TEST  # kind = "xtreme-up": the query split the suite scores
     source: str = ""  # the file it came from
 
 

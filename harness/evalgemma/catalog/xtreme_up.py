@@ -8,13 +8,24 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from evalgemma.catalog import TASKS_DIR
-from evalgemma.catalog.suites import load_toml_model
-from evalgemma.errors import ConfigError, unknown_name
+from evalgemma.errors import Choice, ConfigError, unknown_name
 
-#: The XTREME-UP retrieval tasks and query splits.
-Task = Literal["retrieval_cross_lang", "retrieval_in_lang"]
-Split = Literal["train", "validation", "test"]
 DEFAULT_CONFIG_PATH = TASKS_DIR / "xtreme_up.toml"
+
+
+class Task(Choice):
+    """XTREME-UP task."""
+
+    CROSS_LANG = "retrieval_cross_lang"
+    IN_LANG = "retrieval_in_lang"
+
+
+class Split(Choice):
+    """XTREME-UP split."""
+
+    TRAIN = "train"
+    VALIDATION = "validation"
+    TEST = "test"
 
 
 class DownloadConfig(BaseModel):
@@ -31,7 +42,7 @@ class SuiteConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     task: Task
-    split: Split = "test"
+    split: Split = Split.TEST
     languages: tuple[str, ...] = Field(min_length=1)
 
 
@@ -57,6 +68,8 @@ def load_xtreme_up_config(path: Path | None = None) -> XtremeUpConfig:
         ConfigError: the file is missing, is not valid TOML, or does not match the schema
             (unknown keys, duplicate languages, ...).
     """
+    from evalgemma.catalog.suites import load_toml_model  # suites.py imports this module's choices
+
     p = DEFAULT_CONFIG_PATH if path is None else Path(path)
     cfg = load_toml_model(p, XtremeUpConfig, "XTREME-UP config")
     for name, s in cfg.suites.items():

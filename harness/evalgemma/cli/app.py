@@ -117,7 +117,7 @@ def _context_of(args: list[str]) -> Any | None:
     """The context for the usage line of an error click raised without one (parsed leniently)."""
     try:
         return command_context(args, resilient=True)
-    except Exception:  # noqa: BLE001 - the usage line is a courtesy; the error message is printed regardless
+    except Exception:
         return None
 
 

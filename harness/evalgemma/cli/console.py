@@ -84,7 +84,8 @@ def run_with_console(config: RunConfig) -> RunSummary:
         console.print("[green]nothing to do: every cell is already stored[/green]")
         print_summary(plan, console)
         return RunSummary("", [], [], plan.n_total, 0.0)
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, disable=not config.runtime.show_progress)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    progress = Progress(*columns, console=console, disable=not config.runtime.show_progress)
 
     with progress:
         bar = progress.add_task("units", total=plan.n_missing)

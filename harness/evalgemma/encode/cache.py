@@ -14,8 +14,8 @@ shards are immutable, so a parsed index never goes stale.
 
 Safety rules:
 
-* **Atomic, index last.** Each file is written to a temp file in the same folder, fsynced
-  and ``os.replace``d; the ``.npy`` goes first and the ``.json`` index last, so a shard is
+* **Atomic, index last.** Each file is written with ``evalgemma.io.atomic_write`` (a temp
+  file in the same folder, fsynced, mode 0644, ``os.replace``d); the ``.npy`` goes first and the ``.json`` index last, so a shard is
   visible only once both are complete. A process killed mid-write leaves at most an
   invisible temp file or an ``.npy`` without index, swept after an hour.
 * **Concurrent runs.** Shard names are a hash of their content (namespace, keys, bytes),
@@ -43,17 +43,18 @@ import json
 import logging
 import os
 import re
-import tempfile
 import time
 import warnings
 import zlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import Literal
 
 import numpy as np
+
+from evalgemma.io import TMP_PREFIX, atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -131,32 +132,6 @@ def check_key(key: str) -> str:
     return key
 
 
-def _fsync_dir(path: Path) -> None:
-    # Makes the rename itself durable; not supported on every platform/filesystem.
-    with suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
-    """Write via a temp file in the same folder, fsync, ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
 class _Corrupt(Exception):
     """Internal: a shard failed a check (message = the reason)."""
 
@@ -217,7 +192,8 @@ class EmbeddingCache:
                 continue
             bad = [k for (k, r), row in zip(wanted, block, strict=True) if row_checksum(k, row) != index.checksums[r]]
             if bad:
-                self._report_corrupt(namespace, ns_dir / f"{shard}.npy", f"checksum mismatch on {len(bad)} of {len(wanted)} rows read (e.g. key {bad[0][:12]}…)")
+                reason = f"checksum mismatch on {len(bad)} of {len(wanted)} rows read (e.g. key {bad[0][:12]}…)"
+                self._report_corrupt(namespace, ns_dir / f"{shard}.npy", reason)
                 continue
             for (k, _), row in zip(wanted, block, strict=True):
                 found[k] = row
@@ -363,7 +339,7 @@ class EmbeddingCache:
         self.root.mkdir(parents=True, exist_ok=True)
         tag = self.root / "CACHEDIR.TAG"
         if not tag.exists():
-            _atomic_write(tag, lambda fh: fh.write(_CACHEDIR_TAG.encode()))
+            atomic_write(tag, _CACHEDIR_TAG)
 
     def _write_shard(self, namespace: str, ns_dir: Path, keys: list[str], matrix: np.ndarray) -> str:
         crcs = [row_checksum(k, row) for k, row in zip(keys, matrix, strict=True)]
@@ -371,7 +347,7 @@ class EmbeddingCache:
         # vectors replace a file with identical bytes instead of duplicating it.
         shard = hashlib.sha256(json.dumps([namespace, list(matrix.shape), keys, crcs]).encode()).hexdigest()[:32]
         npy = ns_dir / f"{shard}.npy"
-        _atomic_write(npy, lambda fh: np.save(fh, matrix, allow_pickle=False))
+        atomic_write(npy, lambda fh: np.save(fh, matrix, allow_pickle=False))
         npy_bytes = npy.stat().st_size
         index = {
             "schema": SCHEMA,
@@ -386,7 +362,7 @@ class EmbeddingCache:
             "row_crc32": crcs,
         }
         data = json.dumps(index, separators=(",", ":")).encode()
-        _atomic_write(ns_dir / f"{shard}.json", lambda fh: fh.write(data))
+        atomic_write(ns_dir / f"{shard}.json", data)
         parsed = _ShardIndex(shard, tuple(keys), tuple(crcs), int(matrix.shape[1]), npy_bytes)
         self._indexes.setdefault(namespace, {})[shard] = parsed
         where = self._where.setdefault(namespace, {})
@@ -414,7 +390,9 @@ class EmbeddingCache:
                         npy = Path(ns.path) / f"{name[:-5]}.npy"
                         npy_size = npy.stat().st_size if f"{name[:-5]}.npy" in entries else 0
                         yield st.st_mtime, st.st_size + npy_size, Path(entry.path), npy
-                    elif (name.startswith(".tmp-") or (name.endswith(".npy") and f"{name[:-4]}.json" not in entries)) and now - entry.stat().st_mtime > ORPHAN_AGE_S:
+                        continue
+                    orphan = name.startswith(TMP_PREFIX) or (name.endswith(".npy") and f"{name[:-4]}.json" not in entries)
+                    if orphan and now - entry.stat().st_mtime > ORPHAN_AGE_S:
                         # Leftover of a killed writer: invisible to readers, only takes space.
                         os.unlink(entry.path)
 
@@ -437,12 +415,6 @@ class EmbeddingCache:
             self.stats.evicted_shards += 1
             self.stats.evicted_bytes += size
             log.info("embedding cache: evicted %s (%d bytes, least recently used)", npy_path, size)
-
-
-def describe(cache: EmbeddingCache) -> dict[str, Any]:
-    """Size, bound and counters of a cache, for provenance and ``--verbose`` output."""
-    return {"root": str(cache.root), "bytes": cache.total_bytes(), "max_bytes": cache.max_bytes, **cache.stats.__dict__}
-
 
 # ---------------------------------------------------------------- encoded-cell markers
 

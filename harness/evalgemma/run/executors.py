@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from evalgemma.errors import ConfigError
+from evalgemma.errors import Choice, ConfigError
 
 if TYPE_CHECKING:
     from evalgemma.benchmarks.base import BenchTask, UnitResult
@@ -45,7 +45,13 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-EXECUTORS: tuple[str, ...] = ("local", "ray")
+
+
+class Executor(Choice):
+    """Executor."""
+
+    LOCAL = "local"
+    RAY = "ray"
 
 
 # ---------------------------------------------------------------- shards
@@ -269,7 +275,8 @@ def run_unit(request: UnitRequest) -> UnitOutcome:
         plan = plan_run(request.config)
         matches = [u for u in plan.units if unit_key(u) == request.key]
         if not matches:
-            raise ConfigError(f"worker on {socket.gethostname()}: unit {request.key} is not in the plan it computed (is the same evalgemma and suite installed on every node?)")
+            raise ConfigError(f"worker on {socket.gethostname()}: unit {request.key} is not in the plan it computed "
+                              "(is the same evalgemma and suite installed on every node?)")
         unit = matches[0]
         by_key = {v.key: v for v in unit.variants}
         absent = [k for k in request.variant_keys if k not in by_key]

@@ -66,14 +66,9 @@ def execute(plan: Plan, *, on_event: Event | None = None, encoder_hook: Callable
         ConfigError: an unknown executor, or ``encoder_hook`` with a remote executor.
         KeyboardInterrupt: propagates after the finished units are on disk.
     """
-    from evalgemma.run.executors import EXECUTORS, execute_ray
+    from evalgemma.run.executors import Executor, execute_ray
 
-    name = plan.config.executor.executor
-    if name not in EXECUTORS:
-        from evalgemma.errors import unknown_name
-
-        raise unknown_name("executor", name, EXECUTORS, where="--executor")
-    if name == "ray":
+    if Executor.parse(plan.config.executor.executor, "--executor") == Executor.RAY:
         if encoder_hook is not None:
             raise ValueError("encoder_hook needs the local executor (Ray workers load their own encoders)")
         return execute_ray(plan, on_event=on_event)
@@ -189,7 +184,7 @@ def load_encoder(plan: Plan, weight: WeightSpec, device: str) -> tuple[Any, dict
     if weight.quant != "none":
         from evalgemma.variants.weight_quant import quantize_model
 
-        report = quantize_model(st, weight.quant)  # type: ignore[arg-type]
+        report = quantize_model(st, weight.quant)
         quant_info: dict[str, Any] = {"quant_tensors": json.dumps(list(report.tensors)), "weight_bytes": int(report.weight_bytes)}
     else:
         quant_info = {"weight_bytes": int(sum(p.numel() * p.element_size() for p in st.parameters())), "quant_tensors": "[]"}

@@ -15,7 +15,6 @@ import json
 import os
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
 
 from evalgemma.benchmarks.base import BenchTask, Cell
 from evalgemma.encode.models import ResolvedModel, resolve_model
@@ -159,7 +158,8 @@ def plan_run(config: RunConfig, *, check_data: bool = True) -> Plan:
     plan = Plan(config, model, suite_name, tasks, variants, units, notes)
     for t in tasks:
         if t.order_dependent and t.selected != t.cells and sel.langs:
-            notes.append(f"{t.name}: evaluated whole ({len(t.cells)} cells): its cells draw from one random generator in order, so a subset alone would not give mteb's values")
+            notes.append(f"{t.name}: evaluated whole ({len(t.cells)} cells): its cells draw from one random generator in order, "
+                         "so a subset alone would not give mteb's values")
     if config.executor.shard is not None:
         from evalgemma.run.executors import shard_plan
 
@@ -268,10 +268,3 @@ def _suite_name(suite: str) -> str:
 
     return resolve_suite(suite).name
 
-
-def plan_summary(plan: Plan) -> dict[str, Any]:
-    """Counts of a plan, for printing and tests."""
-    return {
-        "suite": plan.suite_name, "variants": len(plan.variants), "tasks": len(plan.tasks),
-        "units_to_run": plan.n_missing, "units": plan.n_total, "cells_to_run": plan.n_missing_cells, "cells": plan.n_cells,
-    }

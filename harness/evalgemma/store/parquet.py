@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from evalgemma.errors import StoreError
 from evalgemma.io import TMP_PREFIX, atomic_write
-from evalgemma.store.schema import COLUMN_NAMES, READABLE_VERSIONS, SCHEMA_VERSION, arrow_schema, complete_row, upgrade_v1, v1_arrow_schema
+from evalgemma.store.schema import READABLE_VERSIONS, SCHEMA_VERSION, arrow_schema, complete_row, upgrade_v1, v1_arrow_schema
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,7 +31,9 @@ _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 #: The columns that identify a cell (with ``variant_key``); ``newest_runs`` keeps one run per cell.
 CELL_COLUMNS: tuple[str, ...] = ("variant_key", "task", "task_version", "split", "hf_subset")
 
-__all__ = ["CELL_COLUMNS", "TMP_PREFIX", "StoreProblem", "ensure_writable", "load_results", "newest_runs", "read_file", "scan_store", "stored_cells", "write_unit"]
+__all__ = [
+    "CELL_COLUMNS", "TMP_PREFIX", "StoreProblem", "ensure_writable", "load_results", "newest_runs", "read_file", "scan_store", "stored_cells", "write_unit",
+]
 
 
 def safe_component(name: str) -> str:
@@ -154,7 +156,8 @@ def read_file(path: Path) -> pd.DataFrame:
         raise StoreError(f"{path}: not an evalgemma store file (schema_version is {table.schema.field('schema_version').type}, expected an integer)")
     versions = set(table.column("schema_version").to_pylist())
     if any(v is None or v > SCHEMA_VERSION for v in versions):
-        raise StoreError(f"{path}: schema_version {sorted(v for v in versions if v is not None)} is newer than this evalgemma ({SCHEMA_VERSION}); upgrade evalgemma")
+        newer = sorted(v for v in versions if v is not None)
+        raise StoreError(f"{path}: schema_version {newer} is newer than this evalgemma ({SCHEMA_VERSION}); upgrade evalgemma")
     if len(versions) != 1 or next(iter(versions)) not in READABLE_VERSIONS:
         raise StoreError(f"{path}: schema_version {sorted(versions)}: one of {list(READABLE_VERSIONS)} expected per file")
     version = next(iter(versions))

@@ -30,34 +30,29 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Literal
 
 import numpy as np
 
-from evalgemma.errors import ConfigError, unknown_name
+from evalgemma.errors import ConfigError
 from evalgemma.variants.spec import EmbedDtype
 
-EmbedPrecision = Literal["float32", "int8", "uint8", "binary", "ubinary"]
-EMBED_PRECISIONS: tuple[str, ...] = EmbedDtype.values()
-
 _VIEW_DTYPE: dict[str, type[np.generic]] = {
-    "float32": np.float32,
-    "int8": np.int8,
-    "uint8": np.uint8,
-    "binary": np.int8,
-    "ubinary": np.uint8,
+    EmbedDtype.FLOAT32: np.float32,
+    EmbedDtype.INT8: np.int8,
+    EmbedDtype.UINT8: np.uint8,
+    EmbedDtype.BINARY: np.int8,
+    EmbedDtype.UBINARY: np.uint8,
 }
 
 
-def parse_precision(precision: str, where: str = "--embed-dtype") -> EmbedPrecision:
-    """Validate an embedding precision name.
+def parse_precision(precision: str, where: str = "--embed-dtype") -> EmbedDtype:
+    """Validate an embedding precision (dtype) name.
 
     Raises:
         ConfigError: unknown name (with close matches and the valid names).
     """
-    if precision not in EMBED_PRECISIONS:
-        raise unknown_name("embedding precision", precision, EMBED_PRECISIONS, where)
-    return cast(EmbedPrecision, precision)
+    return EmbedDtype.parse(precision, where)
 
 
 @dataclass(frozen=True)
@@ -191,7 +186,8 @@ def quantize_embeddings_view(
         return np.array(quantize_embeddings(v, precision="float32"), dtype=np.float32)
     if precision in ("binary", "ubinary"):
         _check_binary_dim(dim, precision)
-        return np.asarray(quantize_embeddings(v, precision=precision))
+        packed: Literal["binary", "ubinary"] = "binary" if precision == EmbedDtype.BINARY else "ubinary"  # sentence-transformers types these as Literals
+        return np.asarray(quantize_embeddings(v, precision=packed))
     if calibration is None:
         raise ConfigError(
             f"--embed-dtype {precision}: needs a calibration set for its per-dimension ranges "
@@ -203,7 +199,8 @@ def quantize_embeddings_view(
             f"--embed-dtype {precision}: calibration set {cal.name!r} has dimension {cal.dim} but the "
             f"embeddings have {dim}; calibrate on the same (truncated) view."
         )
-    return np.asarray(quantize_embeddings(v, precision=precision, ranges=cal.ranges()))
+    scaled: Literal["int8", "uint8"] = "int8" if precision == EmbedDtype.INT8 else "uint8"
+    return np.asarray(quantize_embeddings(v, precision=scaled, ranges=cal.ranges()))
 
 
 def _check_view(x: np.ndarray, precision: str, side: str) -> np.ndarray:
@@ -242,7 +239,8 @@ def as_pm1(packed: np.ndarray, precision: str) -> np.ndarray:
 
 def _cosine_rows(x: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(norms, 1e-12)
+    out: np.ndarray = x / np.maximum(norms, 1e-12)
+    return out
 
 
 def similarity_matrix(a: np.ndarray, b: np.ndarray, precision: str) -> np.ndarray:
@@ -262,8 +260,10 @@ def similarity_matrix(a: np.ndarray, b: np.ndarray, precision: str) -> np.ndarra
         raise ConfigError(f"similarity for --embed-dtype {precision}: widths differ ({a.shape[1]} vs {b.shape[1]})")
     fa, fb = _to_float(a, precision), _to_float(b, precision)
     if precision in ("binary", "ubinary"):
-        return (fa @ fb.T / fa.shape[1]).astype(np.float32)
-    return (_cosine_rows(fa) @ _cosine_rows(fb).T).astype(np.float32)
+        sims: np.ndarray = (fa @ fb.T / fa.shape[1]).astype(np.float32)
+    else:
+        sims = (_cosine_rows(fa) @ _cosine_rows(fb).T).astype(np.float32)
+    return sims
 
 
 def pairwise_similarity(a: np.ndarray, b: np.ndarray, precision: str) -> np.ndarray:
@@ -280,5 +280,7 @@ def pairwise_similarity(a: np.ndarray, b: np.ndarray, precision: str) -> np.ndar
         raise ConfigError(f"pairwise similarity for --embed-dtype {precision}: shapes differ ({a.shape} vs {b.shape})")
     fa, fb = _to_float(a, precision), _to_float(b, precision)
     if precision in ("binary", "ubinary"):
-        return ((fa * fb).sum(axis=1) / fa.shape[1]).astype(np.float32)
-    return (_cosine_rows(fa) * _cosine_rows(fb)).sum(axis=1).astype(np.float32)
+        sims: np.ndarray = ((fa * fb).sum(axis=1) / fa.shape[1]).astype(np.float32)
+    else:
+        sims = (_cosine_rows(fa) * _cosine_rows(fb)).sum(axis=1).astype(np.float32)
+    return sims

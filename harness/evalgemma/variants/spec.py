@@ -32,10 +32,11 @@ class Dtype(Choice):
 class Quant(Choice):
     """Weight quantization format."""
 
+    # From most to fewest bits per weight (charts draw them in this order).
     NONE = "none"
     Q8_0 = "q8_0"
-    Q4_0 = "q4_0"
     MIXED = "mixed"
+    Q4_0 = "q4_0"
 
 
 class QuantSource(Choice):
@@ -85,8 +86,8 @@ class WeightSpec:
     revision: str
     dtype: Dtype
     max_seq_length: int
-    quant: Quant = "none"
-    quant_source: QuantSource = "none"
+    quant: Quant = Quant.NONE
+    quant_source: QuantSource = QuantSource.NONE
     quant_checkpoint: str = ""  # the checkpoint id (and revision) the weights came from when it is not `model`
 
     @property
@@ -103,7 +104,7 @@ class VariantSpec:
     short_name: str
     prompts: tuple[tuple[str, str], ...]  # the model's prompt dict as sorted pairs ((), = none)
     dim: int
-    embed_dtype: EmbedDtype = "float32"
+    embed_dtype: EmbedDtype = EmbedDtype.FLOAT32
     calibration: str = ""  # name of the calibration set for int8/uint8
     prompts_disabled: bool = False  # --no-prompts on a model that has prompts (identity: prompt_hash)
 

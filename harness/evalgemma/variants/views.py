@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from evalgemma.errors import Choice
+
 if TYPE_CHECKING:
     from evalgemma.variants.embedding_quant import Calibration
     from evalgemma.variants.spec import VariantSpec
@@ -19,11 +21,19 @@ if TYPE_CHECKING:
 NORM_EPS = 1e-9
 
 
+class Similarity(Choice):
+    """Similarity."""
+
+    COSINE = "cosine"
+    HAMMING = "hamming"  # binary views: -hamming distance (bit-packed uint8), or cosine on their ±1 codes
+
+
 def l2_normalize(vectors: np.ndarray) -> np.ndarray:
     """Row-wise L2 normalisation with the norm clipped below at 1e-9; returns float32."""
     v = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(v, axis=1, keepdims=True)
-    return (v / np.maximum(norms, NORM_EPS)).astype(np.float32, copy=False)
+    out: np.ndarray = (v / np.maximum(norms, NORM_EPS)).astype(np.float32, copy=False)
+    return out
 
 
 def truncate(vectors: np.ndarray, dim: int) -> np.ndarray:
@@ -47,7 +57,7 @@ def truncate(vectors: np.ndarray, dim: int) -> np.ndarray:
 View = Callable[[np.ndarray], np.ndarray]
 
 
-def make_view(variant: VariantSpec, full_dim: int, calibration_vectors: np.ndarray | None) -> tuple[View, str]:
+def make_view(variant: VariantSpec, full_dim: int, calibration_vectors: np.ndarray | None) -> tuple[View, Similarity]:
     """The derived view of a variant (truncate + re-normalise, then embedding quantization) and its similarity.
 
     Returns:
@@ -61,16 +71,16 @@ def make_view(variant: VariantSpec, full_dim: int, calibration_vectors: np.ndarr
     kind = variant.embed_dtype
     if kind == "float32":
         if dim == full_dim:
-            return l2_normalize, "cosine"
-        return (lambda v: truncate(v, dim)), "cosine"
+            return l2_normalize, Similarity.COSINE
+        return (lambda v: truncate(v, dim)), Similarity.COSINE
     if kind in ("binary", "ubinary"):
-        return (lambda v: as_pm1(quantize_embeddings_view(truncate(v, dim), kind, None), kind)), "hamming"
+        return (lambda v: as_pm1(quantize_embeddings_view(truncate(v, dim), kind, None), kind)), Similarity.HAMMING
     calibration = view_calibration(variant, calibration_vectors)
 
     def view(v: np.ndarray) -> np.ndarray:
         return quantize_embeddings_view(truncate(v, dim), kind, calibration)
 
-    return view, "cosine"
+    return view, Similarity.COSINE
 
 
 def view_calibration(variant: VariantSpec, calibration_vectors: np.ndarray | None) -> Calibration | None:

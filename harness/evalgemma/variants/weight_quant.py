@@ -30,24 +30,23 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from evalgemma.catalog import TASKS_DIR
-from evalgemma.variants.spec import Quant
 from evalgemma.errors import ConfigError, DataError, unknown_name
+from evalgemma.variants.spec import Quant, QuantSource
 
 if TYPE_CHECKING:
     import torch
     from sentence_transformers import SentenceTransformer
 
-QuantScheme = Literal["q8_0", "q4_0", "mixed"]
-QuantSource = Literal["qat", "ptq"]
 TensorCategory = Literal["embedding", "attention", "feed_forward", "projection"]
 
-QUANT_SCHEMES: tuple[str, ...] = tuple(q for q in Quant.values() if q != "none")
-QUANT_SOURCES: tuple[str, ...] = ("qat", "ptq")
+#: The formats that quantize (``Quant`` without ``none``) and where their weights come from.
+QUANT_SCHEMES: tuple[Quant, ...] = tuple(q for q in Quant if q is not Quant.NONE)
+QUANT_SOURCES: tuple[QuantSource, ...] = tuple(s for s in QuantSource if s is not QuantSource.NONE)
 
 #: Weights per GGML block (``QK8_0`` = ``QK4_0`` = 32 in ``ggml-common.h``).
 BLOCK_SIZE = 32
@@ -64,26 +63,26 @@ _CHUNK_BLOCKS = 1 << 20
 _DEFAULT_QAT_TABLE = TASKS_DIR / "qat_checkpoints.toml"
 
 
-def parse_scheme(scheme: str, where: str = "--quant") -> QuantScheme:
-    """Validate a weight-quantization scheme name.
+def parse_scheme(scheme: str, where: str = "--quant") -> Quant:
+    """Validate a weight-quantization scheme name (a ``Quant`` other than ``none``).
 
     Raises:
         ConfigError: unknown name (with close matches and the valid names).
     """
     if scheme not in QUANT_SCHEMES:
         raise unknown_name("weight quantization scheme", scheme, QUANT_SCHEMES, where)
-    return cast(QuantScheme, scheme)
+    return Quant(scheme)
 
 
 def parse_source(source: str, where: str = "--quant-source") -> QuantSource:
-    """Validate a quantization source ("qat" or "ptq").
+    """Validate a quantization source (a ``QuantSource`` other than ``none``: "qat" or "ptq").
 
     Raises:
         ConfigError: unknown name.
     """
     if source not in QUANT_SOURCES:
         raise unknown_name("quantization source", source, QUANT_SOURCES, where)
-    return cast(QuantSource, source)
+    return QuantSource(source)
 
 
 # --------------------------------------------------------------------------------------
@@ -271,11 +270,6 @@ class QuantReport:
     n_params: int
     n_quantized: int
 
-    @property
-    def compression(self) -> float:
-        """``float_bytes / weight_bytes``."""
-        return self.float_bytes / self.weight_bytes
-
 
 class QuantTarget(NamedTuple):
     """One weight tensor selected for quantization."""
@@ -421,9 +415,16 @@ class QatCheckpointEntry(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     base_model: str
-    scheme: Literal["q8_0", "q4_0", "mixed"]
+    scheme: Quant
     repo: str
     revision: str | None = None
+
+    @field_validator("scheme")
+    @classmethod
+    def _quantizes(cls, scheme: Quant) -> Quant:
+        if scheme is Quant.NONE:
+            raise ValueError(f"a QAT checkpoint needs a quantization scheme: {', '.join(QUANT_SCHEMES)}")
+        return scheme
 
 
 class QatCheckpointTable(BaseModel):
@@ -449,7 +450,7 @@ def load_qat_table(path: Path | None = None) -> QatCheckpointTable:
     seen: set[tuple[str, str]] = set()
     for e in table.checkpoints:
         if (e.base_model, e.scheme) in seen:
-            raise ConfigError(f"{p}: duplicate QAT checkpoint for {e.base_model!r} scheme {e.scheme!r}")
+            raise ConfigError(f"{p}: duplicate QAT checkpoint for {e.base_model!r} scheme {e.scheme.value!r}")
         seen.add((e.base_model, e.scheme))
     return table
 
@@ -492,8 +493,8 @@ def default_quant_source(model_id: str, scheme: str | None = None, table_path: P
     table = load_qat_table(table_path)
     for e in table.checkpoints:
         if e.base_model == model_id and (scheme is None or e.scheme == scheme):
-            return "qat"
-    return "ptq"
+            return QuantSource.QAT
+    return QuantSource.PTQ
 
 
 class QuantizedModel(NamedTuple):

@@ -31,8 +31,6 @@ if TYPE_CHECKING:
 MTEB_SUITES: tuple[str, ...] = ("mteb-multilingual-v2", "mteb-eng-v2", "mteb-code-v1")
 XTREME_METRIC = "mrr_at_10"
 
-_LEAD_COLUMNS = ("model", "variant", "variant_key", "dim", "quant", "kind")
-
 
 # ---------------------------------------------------------------- task scores
 
@@ -71,7 +69,8 @@ def recomputed_mismatches(frame: pd.DataFrame, tol: float = 1e-12) -> pd.DataFra
     if stored.empty:
         return pd.DataFrame(columns=["variant_key", "suite", "task", "main_score", "recomputed"])
     out = []
-    for (vkey, suite, unit), g in stored.groupby(["variant_key", "suite", "unit_id"] if "unit_id" in stored.columns else ["variant_key", "suite", "task"], sort=False):
+    keys = ["variant_key", "suite", "unit_id"] if "unit_id" in stored.columns else ["variant_key", "suite", "task"]
+    for (vkey, suite, _unit), g in stored.groupby(keys, sort=False):
         ts = task_scores(g, str(suite))
         if ts.empty:
             continue
@@ -106,7 +105,7 @@ def expected_tasks(suite: str, frame: pd.DataFrame | None = None, ref_dir: Path 
     names: Sequence[str] | None = None
     if suite == "smoke":
         try:
-            from evalgemma.benchmarks.smoke.tasks import SMOKE_TASK_NAMES  # type: ignore[attr-defined]
+            from evalgemma.benchmarks.smoke.tasks import SMOKE_TASK_NAMES
 
             names = tuple(SMOKE_TASK_NAMES)
         except ImportError:
@@ -348,7 +347,8 @@ def _suite_frame(frame: pd.DataFrame | None, reference: Reference | None, suite:
     if reference is not None and not reference.rows.empty:
         parts.append(reference.rows[reference.rows["suite"] == suite])
     if not parts:
-        return _with_defaults(pd.DataFrame(columns=["variant_key", "variant", "suite", "task", "task_type", "hf_subset", "split", "metric", "value", "is_main", "main_score"]))
+        columns = ["variant_key", "variant", "suite", "task", "task_type", "hf_subset", "split", "metric", "value", "is_main", "main_score"]
+        return _with_defaults(pd.DataFrame(columns=columns))
     return pd.concat(parts, ignore_index=True)
 
 
@@ -385,10 +385,7 @@ def build_leaderboard(
     """
     rows_frame = _suite_frame(frame, reference, suite)
     ts = task_scores(rows_frame, suite)
-    if expected is None:
-        expected = expected_tasks(suite, rows_frame[rows_frame["suite"] == suite])
-    else:
-        expected = dict(expected)
+    expected = expected_tasks(suite, rows_frame[rows_frame["suite"] == suite]) if expected is None else dict(expected)
     for t, tt in zip(ts["task"], ts["task_type"], strict=True):
         if not expected or t not in expected:
             continue
@@ -424,7 +421,8 @@ def build_leaderboard(
         scores = {t: v for t, v, ok in zip(g["task"], g["main_score"], g["complete"], strict=True) if ok}
         have = [t for t in compared if t in scores]
         label = str(g["variant"].iloc[0])
-        partial = [f"{t} ({c}/{n} cells)" for t, c, n, ok in zip(g["task"], g["n_cells"], g["n_expected"], g["complete"], strict=True) if not ok and t in compared]
+        cover = zip(g["task"], g["n_cells"], g["n_expected"], g["complete"], strict=True)
+        partial = [f"{t} ({c}/{n} cells)" for t, c, n, ok in cover if not ok and t in compared]
         absent = [t for t in compared if t not in set(g["task"])]
         if partial:
             notes.append(f"{label}: incomplete task(s) {', '.join(partial[:6])}{' …' if len(partial) > 6 else ''}")

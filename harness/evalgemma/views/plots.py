@@ -11,7 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from evalgemma.errors import DataError, StoreError, unknown_name
+from evalgemma.errors import Choice, ConfigError, DataError, StoreError, unknown_name
+from evalgemma.io import atomic_write
+from evalgemma.variants.spec import Quant
 from evalgemma.views.leaderboard import MTEB_SUITES, build_leaderboard, build_subset_table, task_scores
 
 if TYPE_CHECKING:
@@ -20,7 +22,17 @@ if TYPE_CHECKING:
 
     from evalgemma.catalog.reference import Reference
 
-QUANT_ORDER: tuple[str, ...] = ("none", "q8_0", "mixed", "q4_0")
+#: Bars of the quantization chart, from most to fewest bits per weight (``Quant`` declares them so).
+QUANT_ORDER: tuple[Quant, ...] = tuple(Quant)
+
+
+class PlotKind(Choice):
+    """Plot kind."""
+
+    DIM = "dim"
+    QUANT = "quant"
+    XTREME_UP = "xtreme-up"
+    VS_REFERENCE = "vs-reference"
 
 
 class NoPlotData(DataError):
@@ -101,7 +113,7 @@ def plot_score_vs_quant(frame: pd.DataFrame | None, reference: Reference | None 
         raise NoPlotData("score vs quantization: no model has complete suite means under two or more quantizations")
     import numpy as np
 
-    quants = [q for q in QUANT_ORDER if any(q in v for v in groups.values())]
+    quants: list[str] = [q for q in QUANT_ORDER if any(q in v for v in groups.values())]
     quants += sorted({q for v in groups.values() for q in v} - set(quants))
     fig = _figure(max(7.0, 1.6 * len(groups) + 3), 4.5)
     ax = fig.subplots()
@@ -192,12 +204,12 @@ def _suites(frame: pd.DataFrame | None, reference: Reference | None) -> tuple[st
     return tuple(ordered + sorted(s for s in present - set(ordered) if s and not s.startswith("xtreme-up") and s != "xor-retrieve"))
 
 
-#: Plot kinds for ``evalgemma plot KIND`` (plain dict, loud lookup).
-PLOTS: dict[str, Callable[..., Figure]] = {
-    "dim": plot_score_vs_dim,
-    "quant": plot_score_vs_quant,
-    "xtreme-up": plot_xtreme_up,
-    "vs-reference": plot_vs_reference,
+#: The function drawing each plot kind of ``evalgemma plot KIND`` (plain dict; ``PlotKind.parse`` is the loud lookup).
+PLOTS: dict[PlotKind, Callable[..., Figure]] = {
+    PlotKind.DIM: plot_score_vs_dim,
+    PlotKind.QUANT: plot_score_vs_quant,
+    PlotKind.XTREME_UP: plot_xtreme_up,
+    PlotKind.VS_REFERENCE: plot_vs_reference,
 }
 
 
@@ -208,9 +220,7 @@ def make_plot(kind: str, frame: pd.DataFrame | None, reference: Reference | None
         ConfigError: unknown kind.
         NoPlotData: nothing to draw.
     """
-    if kind not in PLOTS:
-        raise unknown_name("plot kind", kind, PLOTS)
-    return PLOTS[kind](frame, reference)
+    return PLOTS[PlotKind.parse(kind)](frame, reference)
 
 
 def figure_png(fig: Figure) -> bytes:
@@ -221,18 +231,20 @@ def figure_png(fig: Figure) -> bytes:
 
 
 def save_figure(fig: Figure, out: Path) -> Path:
-    """Write a figure (format from the suffix, e.g. ``.png``/``.svg``/``.pdf``).
+    """Write a figure atomically (``evalgemma.io.atomic_write``), in the format its suffix names (``.png``, ``.svg``, ``.pdf``, ...).
 
     Raises:
+        ConfigError: no suffix, or one matplotlib cannot write (with close matches).
         StoreError: the file cannot be written.
     """
+    fmt = out.suffix.lstrip(".").lower()
+    formats = fig.canvas.get_supported_filetypes()
+    if not fmt:
+        raise ConfigError(f"--out {out}: no file suffix to tell the image format; use one of .{', .'.join(sorted(formats))}")
+    if fmt not in formats:
+        raise unknown_name("image format", fmt, formats, where=f"--out {out}")
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out)
+        atomic_write(out, lambda fh: fig.savefig(fh, format=fmt))
     except OSError as exc:
         raise StoreError(f"--out {out}: cannot write figure ({exc.strerror or exc})") from exc
-    except ValueError as exc:  # unsupported format suffix
-        from evalgemma.errors import ConfigError
-
-        raise ConfigError(f"--out {out}: {exc}") from exc
     return out

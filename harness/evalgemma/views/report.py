@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from evalgemma.errors import DataError, StoreError
+from evalgemma.errors import Choice, DataError, StoreError
+from evalgemma.io import atomic_write
 from evalgemma.views.leaderboard import (
     MTEB_SUITES,
     Leaderboard,
@@ -23,11 +24,23 @@ from evalgemma.views.leaderboard import (
     match_variant,
     suites_in,
 )
+from evalgemma.views.plots import PLOTS, NoPlotData, PlotKind, figure_png
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from evalgemma.catalog.reference import Reference
+
+
+
+class LeaderboardFormat(Choice):
+    """Leaderboard format."""
+
+    TABLE = "table"  # a rich table on the terminal (drawn by the CLI)
+    MARKDOWN = "markdown"
+    CSV = "csv"
+    HTML = "html"
+
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1400px;color:#222;padding:0 1em}
@@ -129,18 +142,22 @@ def _baseline_for(baseline: str | None, frame: pd.DataFrame | None, reference: R
     return hit.label if shared == {hit.key} and baseline != hit.key else hit.key
 
 
-def _chart(kind: str, frame: pd.DataFrame | None, reference: Reference | None) -> str:
-    from evalgemma.views.plots import PLOTS, NoPlotData, figure_png
+_CHART_TITLES: dict[PlotKind, str] = {
+    PlotKind.DIM: "Score vs embedding dimension",
+    PlotKind.QUANT: "Score vs weight quantization",
+    PlotKind.XTREME_UP: "XTREME-UP MRR@10 per language",
+    PlotKind.VS_REFERENCE: "This run vs published reference",
+}
 
-    titles = {"dim": "Score vs embedding dimension", "quant": "Score vs weight quantization",
-              "xtreme-up": "XTREME-UP MRR@10 per language", "vs-reference": "This run vs published reference"}
+
+def _chart(kind: PlotKind, frame: pd.DataFrame | None, reference: Reference | None) -> str:
+    title = html.escape(_CHART_TITLES[kind])
     try:
         fig = PLOTS[kind](frame, reference)
     except NoPlotData as exc:
-        return f'<h3>{html.escape(titles[kind])}</h3><p class="skip">Chart skipped: {html.escape(str(exc))}</p>'
+        return f'<h3>{title}</h3><p class="skip">Chart skipped: {html.escape(str(exc))}</p>'
     data = base64.b64encode(figure_png(fig)).decode("ascii")
-    alt = html.escape(titles[kind])
-    return f'<figure><img alt="{alt}" src="data:image/png;base64,{data}"><figcaption>{alt}</figcaption></figure>'
+    return f'<figure><img alt="{title}" src="data:image/png;base64,{data}"><figcaption>{title}</figcaption></figure>'
 
 
 def render_html(
@@ -173,27 +190,20 @@ def render_html(
         parts.append(f"<h3>{html.escape(lb.suite)} <small class=\"note\">({what}; {len(lb.expected)} expected)</small></h3>")
         parts.append(to_html_table(lb))
     parts.append("<h2>Charts</h2>")
-    for kind in ("dim", "quant", "xtreme-up", "vs-reference"):
+    for kind in PlotKind:
         parts.append(_chart(kind, frame, reference))
     parts.append("</body></html>")
     return "\n".join(parts)
 
 
 def write_report(text: str, out: Path) -> Path:
-    """Write the report atomically enough for a single file (temp + rename).
+    """Write the report atomically (``evalgemma.io.atomic_write``: complete or absent, mode 0644).
 
     Raises:
         StoreError: the file cannot be written.
     """
-    import os
-    import tempfile
-
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".html", dir=out.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, out)
+        atomic_write(out, text)
     except OSError as exc:
         raise StoreError(f"--out {out}: cannot write report ({exc.strerror or exc})") from exc
     return out

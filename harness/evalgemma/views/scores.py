@@ -10,7 +10,6 @@ metric over the cells the suite expects for it. It exists only when every expect
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -24,18 +23,6 @@ SCORE_COLUMNS: tuple[str, ...] = (
     "main_score", "n_cells", "n_expected", "complete", "missing",
 )
 _LEAD = ("model", "variant", "dim", "quant", "kind")
-
-
-@dataclass(frozen=True)
-class Coverage:
-    """How much of one task a variant has: ``k`` of ``n`` expected cells, and the first missing ones."""
-
-    k: int
-    n: int
-    missing: tuple[str, ...] = ()
-
-    def text(self) -> str:
-        return f"incomplete ({self.k}/{self.n} cells)"
 
 
 def _defaults(frame: pd.DataFrame) -> pd.DataFrame:
@@ -74,10 +61,7 @@ def task_scores(frame: pd.DataFrame, suite: str, *, expected: Mapping[str, Expec
     runs = frame[frame["kind"] == "run"]
     refs = frame[(frame["kind"] != "run") & (frame["suite"] == suite)]
     main = runs[runs["is_main"].astype(bool)]
-    if expected is None:
-        main = main[main["suite"] == suite]
-    else:
-        main = main[main["task"].isin(list(expected))]
+    main = main[main["suite"] == suite] if expected is None else main[main["task"].isin(list(expected))]
     for (vkey, task), g in main.groupby(["variant_key", "task"], sort=False):
         g = g.sort_values("finished_at")
         newest = g.iloc[-1]
@@ -114,11 +98,3 @@ def task_scores(frame: pd.DataFrame, suite: str, *, expected: Mapping[str, Expec
         records.append({**{c: first[c] for c in _LEAD}, "variant_key": vkey, "suite": suite, "task": task, "task_type": task_type,
                         "main_score": score, "n_cells": 1, "n_expected": 1, "complete": not math.isnan(score), "missing": ""})
     return pd.DataFrame(records, columns=list(SCORE_COLUMNS))
-
-
-def expected_task_types(suite: str) -> dict[str, str] | None:
-    """task → task type of a suite with static expectations (None otherwise)."""
-    from evalgemma.benchmarks.suites import expected_cells
-
-    expected = expected_cells(suite)
-    return None if expected is None else {t: e.task_type for t, e in expected.items()}

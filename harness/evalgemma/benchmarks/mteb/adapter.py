@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from evalgemma.benchmarks.base import has_builtin_data
 from evalgemma.encode.encoder import Encoder
-from evalgemma.errors import ConfigError, DataError, unknown_name
+from evalgemma.errors import DataError, unknown_name
 
 View = Callable[[np.ndarray], np.ndarray]
 log = logging.getLogger(__name__)
@@ -222,7 +223,7 @@ def prepare_data(tasks: list[Any], data_dir: Path | None, offline: bool) -> dict
             point_to_mirror(task, local)
             sources[task.metadata.name] = str(local)
         else:
-            if getattr(task, "_evalgemma_local", False):
+            if has_builtin_data(task):
                 sources[task.metadata.name] = "built-in"
                 continue
             sources[task.metadata.name] = f"{ds.get('path')}@{ds.get('revision')}"

@@ -18,12 +18,13 @@ def snapshot_target(data_dir: Path, repo_id: str) -> Path:
 
 
 def write_marker(target: Path, repo_id: str, revision: str) -> None:
-    """Record which repo and revision a snapshot holds (read by ``mteb_adapter.snapshot_revision``)."""
+    """Record which repo and revision a snapshot holds (read by ``adapter.snapshot_revision``), atomically."""
     import json
 
     from evalgemma.benchmarks.mteb.adapter import SNAPSHOT_MARKER
+    from evalgemma.io import atomic_write
 
-    (target / SNAPSHOT_MARKER).write_text(json.dumps({"repo_id": repo_id, "revision": revision}) + "\n", encoding="utf-8")
+    atomic_write(target / SNAPSHOT_MARKER, json.dumps({"repo_id": repo_id, "revision": revision}) + "\n")
 
 
 def pull_tasks(tasks: list[Any], data_dir: Path, progress: Callable[[Iterable[Any]], Iterable[Any]] = lambda x: x) -> list[Path]:

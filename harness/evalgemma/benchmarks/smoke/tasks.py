@@ -985,7 +985,7 @@ def smoke_expected(suite: str = "smoke", data_dir: Path | str | None = None) -> 
     """
     folder = smoke_data_dir(data_dir, suite)
     manifest = load_manifest(folder, suite)
-    out = {}
+    out: dict[str, tuple[str, str, tuple[Cell, ...]]] = {}
     for name, entry in manifest.tasks.items():
         cells = tuple(Cell(_SPLIT, subset) for subset in _subset_langs(name, manifest))
         revision = _files_sha256(folder, entry.files)

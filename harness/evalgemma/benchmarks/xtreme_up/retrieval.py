@@ -65,23 +65,32 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal, NamedTuple, get_args
+from typing import Any, BinaryIO, NamedTuple
 
 import numpy as np
 
-from evalgemma.catalog.xtreme_up import Split, Task
-from evalgemma.errors import ConfigError, DataError, unknown_name
-from evalgemma.variants.views import NORM_EPS, l2_normalize
+from evalgemma.catalog.xtreme_up import Split, Task, load_xtreme_up_config
+from evalgemma.errors import Choice, ConfigError, DataError
+from evalgemma.io import atomic_write
+from evalgemma.variants.views import NORM_EPS, Similarity, l2_normalize
 
 log = logging.getLogger(__name__)
 
-Role = Literal["query", "document"]
-PassageStyle = Literal["official", "embeddinggemma"]
-Similarity = Literal["cosine", "hamming"]
 
-TASKS: tuple[str, ...] = get_args(Task)
-SPLITS: tuple[str, ...] = get_args(Split)
-SIMILARITIES: tuple[str, ...] = ("cosine", "hamming")
+class Role(Choice):
+    """Text role."""
+
+    QUERY = "query"
+    DOCUMENT = "document"
+
+
+class PassageStyle(Choice):
+    """Passage style."""
+
+    OFFICIAL = "official"  # title + " " + context, the official baseline's raw text
+    EMBEDDINGGEMMA = "embeddinggemma"  # "title: {title or none} | text: {context}", the model card's document prompt
+
+
 #: The official cut-off: ``jax.lax.top_k(scores, 10)``.
 TOP_K = 10
 QUERY_KEYS: tuple[str, ...] = ("id", "title", "context", "question")
@@ -212,10 +221,8 @@ def load_xtreme_up(
             message names the file and line number), a missing key, or a duplicate index id.
     """
     root = Path(root)
-    if task not in TASKS:
-        raise unknown_name("XTREME-UP task", task, TASKS)
-    if split not in SPLITS:
-        raise unknown_name("XTREME-UP split", split, SPLITS)
+    task = Task.parse(task)
+    split = Split.parse(split)
     if not languages:
         raise ConfigError(f"XTREME-UP {task}: no languages given")
     if len(set(languages)) != len(languages):
@@ -335,7 +342,7 @@ def combined_sha256(task: str, split: str, file_sha256: Mapping[str, str]) -> st
 # --------------------------------------------------------------------------- texts
 
 
-def passage_text(row: Mapping[str, Any], style: PassageStyle = "official", *, use_title: bool = True) -> str:
+def passage_text(row: Mapping[str, Any], style: str = PassageStyle.OFFICIAL, *, use_title: bool = True) -> str:
     """The text encoded for one index row.
 
     Args:
@@ -350,11 +357,9 @@ def passage_text(row: Mapping[str, Any], style: PassageStyle = "official", *, us
     """
     title = str(row["title"]) if use_title else ""
     context = str(row["context"])
-    if style == "official":
+    if PassageStyle.parse(style) is PassageStyle.OFFICIAL:
         return f"{title} {context}" if use_title else context
-    if style == "embeddinggemma":
-        return f"title: {title or 'none'} | text: {context}"
-    raise unknown_name("passage style", str(style), ("official", "embeddinggemma"))
+    return f"title: {title or 'none'} | text: {context}"
 
 
 def query_text(row: Mapping[str, Any], prompt: str = "") -> str:
@@ -411,13 +416,11 @@ def _unpack_pm1(packed: np.ndarray) -> np.ndarray:
     return bits.astype(np.float32) * 2.0 - 1.0
 
 
-def _prepare(vectors: Any, similarity: str, what: str) -> np.ndarray:
-    if similarity not in SIMILARITIES:
-        raise unknown_name("similarity", str(similarity), SIMILARITIES)
+def _prepare(vectors: Any, similarity: Similarity, what: str) -> np.ndarray:
     v = np.asarray(vectors)
     if v.ndim != 2:
         raise ValueError(f"{what}: expected a 2-d array, got shape {v.shape}")
-    if similarity == "hamming":
+    if similarity == Similarity.HAMMING:
         if v.dtype != np.uint8:
             raise ValueError(f"{what}: similarity='hamming' needs bit-packed uint8 vectors, got {v.dtype}")
         return v
@@ -438,7 +441,7 @@ def search_top_k(
     search_chunk: int = 8192,
     query_chunk: int = 1024,
     device: str = "cpu",
-    similarity: Similarity = "cosine",
+    similarity: str = Similarity.COSINE,
 ) -> TopK:
     """Exact top-k search with ties to the lower index, chunked over index and queries.
 
@@ -462,33 +465,34 @@ def search_top_k(
     """
     if k < 1 or search_chunk < 1 or query_chunk < 1:
         raise ValueError(f"k, search_chunk and query_chunk must be >= 1 (got {k}, {search_chunk}, {query_chunk})")
-    q = _prepare(query_vecs, similarity, "query vectors")
-    d = _prepare(index_vecs, similarity, "index vectors")
+    sim = Similarity.parse(similarity)
+    q = _prepare(query_vecs, sim, "query vectors")
+    d = _prepare(index_vecs, sim, "index vectors")
     if q.shape[1] != d.shape[1]:
         raise ValueError(f"query dim {q.shape[1]} != index dim {d.shape[1]}")
     if d.shape[0] == 0:
         raise ValueError("the index is empty")
     _check_finite(q, "query vectors")
-    if similarity == "cosine":
+    if sim == Similarity.COSINE:
         q = l2_normalize(q)
     nbits = 8 * q.shape[1]
     if device != "cpu":
-        return _search_torch(q, d, k, search_chunk, query_chunk, device, similarity, nbits)
+        return _search_torch(q, d, k, search_chunk, query_chunk, device, sim, nbits)
 
     nq, nd = q.shape[0], d.shape[0]
     kk = min(k, nd)
     run_s = np.empty((nq, 0), np.float32)
     run_i = np.empty((nq, 0), np.int64)
-    q_blocks = [_unpack_pm1(q[a : a + query_chunk]) if similarity == "hamming" else q[a : a + query_chunk] for a in range(0, nq, query_chunk)] if nq else []
+    q_blocks = [_unpack_pm1(q[a : a + query_chunk]) if sim == Similarity.HAMMING else q[a : a + query_chunk] for a in range(0, nq, query_chunk)] if nq else []
     for start in range(0, nd, search_chunk):
         dc = d[start : start + search_chunk]
         _check_finite(dc, f"index vectors (rows {start}..{start + len(dc) - 1})")
-        dc = _unpack_pm1(dc) if similarity == "hamming" else l2_normalize(dc)
+        dc = _unpack_pm1(dc) if sim == Similarity.HAMMING else l2_normalize(dc)
         new_s: list[np.ndarray] = []
         new_i: list[np.ndarray] = []
         for qb in q_blocks:
             s = qb @ dc.T
-            if similarity == "hamming":
+            if sim == Similarity.HAMMING:
                 # ±1 dot = nbits - 2 * hamming, exact in float32 for nbits < 2**24.
                 s = (s - nbits) * np.float32(0.5)
             vs, cs = _chunk_top_k_numpy(s, kk)
@@ -500,7 +504,7 @@ def search_top_k(
 
 
 def _search_torch(
-    q: np.ndarray, d: np.ndarray, k: int, search_chunk: int, query_chunk: int, device: str, similarity: str, nbits: int
+    q: np.ndarray, d: np.ndarray, k: int, search_chunk: int, query_chunk: int, device: str, similarity: Similarity, nbits: int
 ) -> TopK:
     """The same search on a torch device; selection with the exact lower-index tie rule."""
     import torch  # heavy; only for GPU search
@@ -511,16 +515,13 @@ def _search_torch(
     prev = torch.get_float32_matmul_precision()
     torch.set_float32_matmul_precision("highest")  # no TF32: scores must be float32
     try:
-        if similarity == "hamming":
-            qt = torch.from_numpy(_unpack_pm1(q)).to(dev)
-        else:
-            qt = torch.from_numpy(q).to(dev)
+        qt = torch.from_numpy(_unpack_pm1(q) if similarity == Similarity.HAMMING else q).to(dev)
         run_s = torch.empty((nq, 0), dtype=torch.float32, device=dev)
         run_i = torch.empty((nq, 0), dtype=torch.int64, device=dev)
         for start in range(0, nd, search_chunk):
             dn = d[start : start + search_chunk]
             _check_finite(dn, f"index vectors (rows {start}..{start + len(dn) - 1})")
-            if similarity == "hamming":
+            if similarity == Similarity.HAMMING:
                 dt = torch.from_numpy(_unpack_pm1(dn)).to(dev)
             else:
                 dt = torch.from_numpy(dn).to(dev)
@@ -530,7 +531,7 @@ def _search_torch(
             outs_s, outs_i = [], []
             for a in range(0, nq, query_chunk):
                 s = qt[a : a + query_chunk] @ dt.T
-                if similarity == "hamming":
+                if similarity == Similarity.HAMMING:
                     s = (s - nbits) * 0.5
                 t = torch.topk(s, ks, dim=1).values[:, -1:]  # k-th largest value: exact
                 gt = s > t
@@ -641,7 +642,7 @@ def score_language(
     search_chunk: int = 8192,
     query_chunk: int = 1024,
     device: str = "cpu",
-    similarity: Similarity = "cosine",
+    similarity: str = Similarity.COSINE,
 ) -> LanguageResult:
     """Search one language's queries against the whole index and compute MRR@10.
 
@@ -690,7 +691,10 @@ class View:
 
     name: str
     transform: Callable[[np.ndarray], Any] | None = None
-    similarity: Similarity = "cosine"
+    similarity: str = Similarity.COSINE
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "similarity", Similarity.parse(self.similarity))
 
 
 @dataclass(frozen=True)
@@ -738,7 +742,7 @@ def evaluate(
     *,
     views: Sequence[View] = (View("full"),),
     query_prompt: str = "",
-    passage_style: PassageStyle = "official",
+    passage_style: str = PassageStyle.OFFICIAL,
     use_title: bool = True,
     search_chunk: int = 8192,
     query_chunk: int = 1024,
@@ -779,8 +783,8 @@ def evaluate(
         bounds[lang] = (a, len(qtexts))
     gold = {lang: [str(r["id"]) for r in data.queries[lang]] for lang in langs}
 
-    doc_full = _encode(encode, passages, "document")
-    q_full = _encode(encode, qtexts, "query")
+    doc_full = _encode(encode, passages, Role.DOCUMENT)
+    q_full = _encode(encode, qtexts, Role.QUERY)
 
     out: dict[str, ViewResult] = {}
     for view in views:
@@ -867,7 +871,7 @@ def find_data_root(base: Path) -> Path | None:
     for _ in range(4):
         nxt: list[Path] = []
         for p in frontier:
-            if any((p / t).is_dir() for t in TASKS):
+            if any((p / t).is_dir() for t in Task):
                 return p
             nxt.extend(sorted(c for c in p.iterdir() if c.is_dir()))
         frontier = nxt
@@ -940,11 +944,14 @@ def download_xtreme_up(
     if fname in ("..", ".") or "/" in fname:
         fname = "xtreme-up.tgz"
     archive = dest / fname
-    part = dest / (fname + ".part")
+    source: str = url
     h = hashlib.sha256()
     n = 0
-    try:
-        with urllib.request.urlopen(url, timeout=60) as resp, part.open("wb") as fh:
+
+    def stream(fh: BinaryIO) -> None:
+        """Copy the response into the temp file, hashing it; a sha256 mismatch aborts before the rename."""
+        nonlocal n
+        with urllib.request.urlopen(source, timeout=60) as resp:
             total = int(resp.headers.get("Content-Length") or 0) or None
             bar_ctx = None
             tid = None
@@ -966,14 +973,14 @@ def download_xtreme_up(
             finally:
                 if bar_ctx is not None:
                     bar_ctx.stop()
+        if expected_sha256 is not None and h.hexdigest() != expected_sha256.lower():
+            raise DataError(f"{source}: sha256 {h.hexdigest()} does not match the expected {expected_sha256}; nothing was extracted")
+
+    try:
+        atomic_write(archive, stream)
     except (urllib.error.URLError, OSError, ValueError) as e:
-        part.unlink(missing_ok=True)
         raise DataError(f"cannot download XTREME-UP from {url}: {e}") from e
     digest = h.hexdigest()
-    if expected_sha256 is not None and digest != expected_sha256.lower():
-        part.unlink(missing_ok=True)
-        raise DataError(f"{url}: sha256 {digest} does not match the expected {expected_sha256}; nothing was extracted")
-    part.replace(archive)
 
     staging = dest / ".extract-tmp"
     if staging.exists():
@@ -988,9 +995,9 @@ def download_xtreme_up(
     staging.replace(extract_dir)
     root = find_data_root(extract_dir)
     if root is None:
-        raise DataError(f"{archive}: no {' or '.join(TASKS)} folder found in the archive")
+        raise DataError(f"{archive}: no {' or '.join(Task)} folder found in the archive")
 
-    (dest / "SHA256SUMS").write_text(f"{digest}  {fname}\n", encoding="utf-8")
+    atomic_write(dest / "SHA256SUMS", f"{digest}  {fname}\n")
     manifest = {
         "url": url,
         "version": version,
@@ -1000,12 +1007,7 @@ def download_xtreme_up(
         "root": root.relative_to(dest).as_posix(),
         "downloaded_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    tmp = manifest_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
-    tmp.replace(manifest_path)
+    atomic_write(manifest_path, json.dumps(manifest, indent=1) + "\n")  # last: it marks the download finished
     log.info("XTREME-UP %s: %d bytes, sha256 %s, root %s", version, n, digest, root)
     return root
 
-
-#: Former private name, kept for callers that imported it.
-_find_root = find_data_root

@@ -20,10 +20,11 @@ from typing import Any
 import numpy as np
 
 from evalgemma.benchmarks.base import BenchTask, Cell, EvalContext, UnitResult
+from evalgemma.catalog.xtreme_up import Task
 from evalgemma.errors import DataError
 
 #: The store task name of each XTREME-UP retrieval task.
-TASK_NAMES = {"retrieval_cross_lang": "xtreme-up-cross-lang", "retrieval_in_lang": "xtreme-up-in-lang"}
+TASK_NAMES: dict[str, str] = {Task.CROSS_LANG: "xtreme-up-cross-lang", Task.IN_LANG: "xtreme-up-in-lang"}
 
 
 def text_policy(prompts: dict[str, str]) -> tuple[str, str, bool]:
@@ -94,10 +95,10 @@ def load(task: BenchTask, root: Path) -> None:
 
 def evaluate(task: BenchTask, cells: Sequence[Cell], encoder: Any, variant: Any, ctx: EvalContext) -> UnitResult:
     """MRR@10 of the languages in ``cells`` for one variant; no I/O (the data was read by :func:`load`)."""
-    from evalgemma.benchmarks.xtreme_up.retrieval import View
+    from evalgemma.benchmarks.xtreme_up.retrieval import PassageStyle, View
     from evalgemma.benchmarks.xtreme_up.retrieval import evaluate as score
     from evalgemma.provenance import utc_now
-    from evalgemma.variants.views import make_view
+    from evalgemma.variants.views import Similarity, make_view
 
     if task.data is None:
         raise DataError(f"{task.name}: data not loaded")
@@ -107,7 +108,7 @@ def evaluate(task: BenchTask, cells: Sequence[Cell], encoder: Any, variant: Any,
     prompts = dict(variant.prompts)
     query_prompt, style, use_title = text_policy(prompts)
     doc_prompt = prompts.get("Retrieval-document") or prompts.get("document") or ""
-    passage_style = "embeddinggemma" if style == "embeddinggemma" else "official"
+    passage_style = PassageStyle.EMBEDDINGGEMMA if style == PassageStyle.EMBEDDINGGEMMA else PassageStyle.OFFICIAL
     started, t0 = utc_now(), time.perf_counter()
     encoded0, seconds0 = encoder.stats.texts_encoded, encoder.stats.encode_seconds
 
@@ -117,9 +118,9 @@ def evaluate(task: BenchTask, cells: Sequence[Cell], encoder: Any, variant: Any,
         return np.asarray(encoder.encode(texts, None))
 
     transform, _ = make_view(variant, encoder.full_dim, ctx.calibration_vectors)
-    view = View(variant.label, transform, "cosine")  # binary views are ±1 codes: cosine ranks by Hamming distance
+    view = View(variant.label, transform, Similarity.COSINE)  # binary views are ±1 codes: cosine ranks by Hamming distance
     result = score(
-        data, encode, views=[view], query_prompt=query_prompt, passage_style=passage_style,  # type: ignore[arg-type]
+        data, encode, views=[view], query_prompt=query_prompt, passage_style=passage_style,
         use_title=use_title, search_chunk=ctx.search_chunk, device=ctx.device,
     )
     vr = result.views[variant.label]

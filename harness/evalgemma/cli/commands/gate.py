@@ -83,22 +83,26 @@ def check(
     reference_model: Annotated[str | None, typer.Option("--reference-model", help="Published model id to compare every variant with.")] = None,
     reference_suite: Annotated[str | None, typer.Option("--reference-suite", help="Take published scores from this suite only, e.g. mteb-eng-v2.")] = None,
     tolerance: Annotated[float | None, typer.Option("--tolerance", help="Allowed drop in score points (default 0.5).")] = None,
-    tolerances: Annotated[Path | None, typer.Option("--tolerances", help="TOML file of tolerances in points: default, and tables tasks, task_types, suites.")] = None,
+    tolerances: Annotated[
+        Path | None, typer.Option("--tolerances", help="TOML file of tolerances in points: default, and tables tasks, task_types, suites.")
+    ] = None,
     junit: Annotated[Path | None, typer.Option("--junit", help="Also write JUnit XML here.")] = None,
     allow_missing: Annotated[bool, typer.Option("--allow-missing", help="Baseline tasks absent from the store are skipped, not failures.")] = False,
     suite: Annotated[str | None, typer.Option("--suite", help="Check only this suite.")] = None,
-    pair: Annotated[list[str] | None, typer.Option("--pair", help="CURRENT=BASELINE: compare this store variant (label or key) with that baseline variant; repeatable.")] = None,
+    pair: Annotated[
+        list[str] | None, typer.Option("--pair", help="CURRENT=BASELINE: compare this store variant (label or key) with that baseline variant; repeatable.")
+    ] = None,
 ) -> None:
     """Gate: compare the store's newest runs with a baseline (exit 4 on a regression)."""
     from evalgemma.errors import ConfigError, RegressionFound
     from evalgemma.gate.regression import (
-        normalize_suite,
         compare,
         compare_reference,
         load_baseline,
         load_current,
         load_reference_scores,
         load_tolerances,
+        normalize_suite,
         select_rows,
         write_junit,
     )

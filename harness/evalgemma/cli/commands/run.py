@@ -28,8 +28,8 @@ def _dims(value: str | None) -> tuple[int, ...]:
 
 
 def run(
-    suite: Annotated[str | None, typer.Option(help="Suite name (mteb-multilingual-v2, mteb-eng-v2, mteb-code-v1, xtreme-up, smoke, ...) or a suite file path")] = None,
-    model: Annotated[str, typer.Option(help="Short name (minilm, embeddinggemma), HF id or local directory of a sentence-transformers model")] = "google/embeddinggemma-300m",
+    suite: Annotated[str | None, typer.Option(help="Suite name (mteb-multilingual-v2, mteb-eng-v2, mteb-code-v1, xtreme-up, smoke, ...) or file")] = None,
+    model: Annotated[str, typer.Option(help="Short name (minilm, embeddinggemma), HF id or local model directory")] = "google/embeddinggemma-300m",
     revision: Annotated[str | None, typer.Option(help="Hub revision (commit) of --model")] = None,
     tasks: Annotated[str | None, typer.Option(help="Comma-separated task names: restrict the suite, or (without --suite) run these mteb tasks")] = None,
     langs: Annotated[str | None, typer.Option(help="Comma-separated ISO 639-3 codes or subset names (XTREME-UP: language codes)")] = None,
@@ -55,12 +55,16 @@ def run(
     allow_pickle_weights: Annotated[bool, typer.Option("--allow-pickle-weights", help="Allow pickle-based (.bin) weights")] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bars")] = False,
     executor: Annotated[str, typer.Option(help="local | ray (one Ray task per (weight variant, task) unit; pip install 'evalgemma[ray]')")] = "local",
-    shard: Annotated[str | None, typer.Option(help="Run only shard i of N (0-based) of the full plan, e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT")] = None,
+    shard: Annotated[str | None, typer.Option(help="Run only shard i of N (0-based) of the full plan: $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT")] = None,
     ray_address: Annotated[str | None, typer.Option(help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")] = None,
     gpus_per_unit: Annotated[float | None, typer.Option(help="Ray: GPUs per unit (default: 1 if the cluster has GPUs, else 0)")] = None,
     max_retries: Annotated[int, typer.Option(help="Ray: resubmissions of a unit whose worker died or raised unexpectedly")] = 2,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (cells, texts to encode, est. time) and exit; nothing is evaluated or written")] = False,
-    texts_per_s: Annotated[float | None, typer.Option(help="With --dry-run / plan: encode throughput for the time estimate (default: measured in the store)")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan (cells, texts to encode, est. time) and exit; nothing is evaluated or written")
+    ] = False,
+    texts_per_s: Annotated[
+        float | None, typer.Option(help="With --dry-run / plan: encode throughput for the time estimate (default: measured in the store)")
+    ] = None,
     output_format: Annotated[str, typer.Option("--format", help="With --dry-run / plan: table | csv | json")] = "table",
 ) -> None:
     """Evaluate a model's variants on a suite; stores every finished unit at once."""
@@ -75,13 +79,36 @@ def run(
     if quant_source not in (None, "qat", "ptq"):
         raise ConfigError(f"--quant-source {quant_source}: expected qat or ptq")
     config = RunConfig.build(
-        model=model, revision=revision, suite=suite, tasks=_split_csv(tasks), langs=_split_csv(langs),
-        dims=_dims(dim), dtype=dtype, max_seq_length=max_seq_length, batch_size=batch_size, device=device,
-        prompts=not no_prompts, store=store, data_dir=data_dir, offline=offline, run_name=run_name, force=force,
-        quants=_split_csv(quant) or ("none",), quant_source=quant_source, embed_dtypes=_split_csv(embed_dtype) or ("float32",),
-        split=split, search_chunk=search_chunk, cache_dir=None if no_cache else _default_cache(cache_dir),
-        trust_remote_code=trust_remote_code, allow_pickle_weights=allow_pickle_weights, show_progress=not no_progress,
-        executor=_executor(executor), shard=_shard(shard), ray_address=ray_address, gpus_per_unit=gpus_per_unit, max_retries=max_retries,
+        model=model,
+        revision=revision,
+        suite=suite,
+        tasks=_split_csv(tasks),
+        langs=_split_csv(langs),
+        dims=_dims(dim),
+        dtype=dtype,
+        max_seq_length=max_seq_length,
+        batch_size=batch_size,
+        device=device,
+        prompts=not no_prompts,
+        store=store,
+        data_dir=data_dir,
+        offline=offline,
+        run_name=run_name,
+        force=force,
+        quants=_split_csv(quant) or ("none",),
+        quant_source=quant_source,
+        embed_dtypes=_split_csv(embed_dtype) or ("float32",),
+        split=split,
+        search_chunk=search_chunk,
+        cache_dir=None if no_cache else _default_cache(cache_dir),
+        trust_remote_code=trust_remote_code,
+        allow_pickle_weights=allow_pickle_weights,
+        show_progress=not no_progress,
+        executor=_executor(executor),
+        shard=_shard(shard),
+        ray_address=ray_address,
+        gpus_per_unit=gpus_per_unit,
+        max_retries=max_retries,
     )
     if dry_run:
         from evalgemma.cli.commands.plan import show_plan
@@ -94,13 +121,9 @@ def run(
 
 
 def _executor(value: str) -> str:
-    from evalgemma.run.executors import EXECUTORS
+    from evalgemma.run.executors import Executor
 
-    if value not in EXECUTORS:
-        from evalgemma.errors import unknown_name
-
-        raise unknown_name("executor", value, EXECUTORS, where="--executor")
-    return value
+    return Executor.parse(value, "--executor")
 
 
 def _shard(value: str | None) -> tuple[int, int] | None:
@@ -119,7 +142,10 @@ def _default_cache(cache_dir: Path | None) -> Path | None:
     return Path(user_cache_dir("evalgemma")) / "embeddings"
 
 
-def list_(what: Annotated[str, typer.Argument(help="suites | tasks | models")] = "suites", suite: Annotated[str | None, typer.Option(help="with `tasks`: the suite's tasks")] = None) -> None:
+def list_(
+    what: Annotated[str, typer.Argument(help="suites | tasks | models")] = "suites",
+    suite: Annotated[str | None, typer.Option(help="with `tasks`: the suite's tasks")] = None,
+) -> None:
     """Show the suites, tasks or model short names that exist."""
     from rich.console import Console
     from rich.table import Table
@@ -175,9 +201,14 @@ def data_pull(
     from evalgemma.benchmarks.suites import plan_tasks
 
     _, planned = plan_tasks(suite, _split_csv(tasks), (), data_dir=None, offline=True)
-    objs: list[Any] = [p.obj for p in planned if p.kind == "mteb" and not getattr(p.obj, "_evalgemma_local", False)]
+    from evalgemma.benchmarks.base import has_builtin_data
+
+    objs: list[Any] = [p.obj for p in planned if p.kind == "mteb" and not has_builtin_data(p.obj)]
     if not objs:
-        raise ConfigError(f"--suite {suite}: nothing to pull, the suite has no hub-hosted mteb datasets (XTREME-UP data is downloaded on the first online run, or pass --data-dir to an extracted copy)")
+        raise ConfigError(
+            f"--suite {suite}: nothing to pull, the suite has no hub-hosted mteb datasets "
+            "(XTREME-UP data is downloaded on the first online run, or pass --data-dir to an extracted copy)"
+        )
     for path in pull_tasks(objs, data_dir, progress=lambda it: track(it, description="pulling datasets")):
         typer.echo(str(path))
 

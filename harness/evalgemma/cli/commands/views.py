@@ -12,16 +12,20 @@ from evalgemma.cli.params import one_of
 if TYPE_CHECKING:
     import pandas as pd
 
-    from evalgemma.views.leaderboard import Leaderboard
     from evalgemma.catalog.reference import Reference
-
-FORMATS = ("table", "markdown", "csv", "html")
+    from evalgemma.views.leaderboard import Leaderboard
 
 
 def _reference_kinds() -> tuple[str, ...]:
-    from evalgemma.catalog.reference import REFERENCE_KINDS
+    from evalgemma.catalog.reference import ReferenceKind
 
-    return REFERENCE_KINDS
+    return ReferenceKind.values()
+
+
+def _formats() -> tuple[str, ...]:
+    from evalgemma.views.report import LeaderboardFormat
+
+    return LeaderboardFormat.values()
 
 
 def _plot_kinds() -> tuple[str, ...]:
@@ -67,10 +71,12 @@ def register(app: typer.Typer) -> None:
     def leaderboard(
         suite: list[str] = typer.Option(None, "--suite", help="suite(s) to show (default: every suite in the store)"),
         store: Path = typer.Option(Path("results/store"), "--store", help="results store directory"),
-        reference: str = typer.Option("paper", "--reference", help="published scores to show: paper | mteb | mteb-all | both | none", callback=_check_reference),
+        reference: str = typer.Option(
+            "paper", "--reference", help="published scores to show: paper | mteb | mteb-all | both | none", callback=_check_reference
+        ),
         baseline: str = typer.Option(None, "--baseline", help="variant label or key; adds Δ columns (row − baseline)"),
         shared_tasks: bool = typer.Option(False, "--shared-tasks", help="compare only on tasks every shown variant has"),
-        fmt: str = typer.Option("table", "--format", help="table | markdown | csv | html", callback=one_of("format", lambda: FORMATS)),
+        fmt: str = typer.Option("table", "--format", help="table | markdown | csv | html", callback=one_of("format", _formats)),
     ) -> None:
         """Show MTEB-style leaderboards (Mean(Task), Mean(TaskType), per type) and XTREME-UP per language."""
         from evalgemma.views.report import leaderboards, to_csv, to_html_table, to_markdown
