@@ -385,9 +385,9 @@ def _view(variant: VariantSpec, full_dim: int, calibration_vectors: Any) -> tupl
     dim = variant.dim
     if variant.embed_dtype == "float32":
         if dim == full_dim:
-            from evalgemma.variants.views import l2_normalize
+            from evalgemma.variants.views import full_dimension
 
-            return l2_normalize, "cosine"
+            return full_dimension, "cosine"
         return (lambda v: truncate(v, dim)), "cosine"
     from evalgemma.variants.embedding_quant import as_pm1, quantize_embeddings_view
 

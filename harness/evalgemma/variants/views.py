@@ -19,6 +19,16 @@ def l2_normalize(vectors: np.ndarray) -> np.ndarray:
     return (v / np.maximum(norms, NORM_EPS)).astype(np.float32, copy=False)
 
 
+def full_dimension(vectors: np.ndarray) -> np.ndarray:
+    """The view at the model's own dimension: its output vectors unchanged, as float32.
+
+    Not re-normalised: the pipeline's Normalize module (if any) already did, and dividing
+    again by a norm of 1 ± 1 ulp moves the last bits of about a third of the vectors, so
+    scores would no longer equal mteb's on the same model.
+    """
+    return np.asarray(vectors, dtype=np.float32)
+
+
 def truncate(vectors: np.ndarray, dim: int) -> np.ndarray:
     """Matryoshka view: keep the first ``dim`` components, then L2 re-normalise.
 
