@@ -147,6 +147,49 @@ def test_truncated_view_of_cached_vectors_equals_sentence_transformers_truncate_
         np.testing.assert_allclose(truncate(cached_full, dim), reference, rtol=0, atol=1e-6)
 
 
+# ---------------------------------------------------------------- whole calls (the MTEB path)
+
+
+def st_call(st_model: Any, texts: list[str], prompt: str | None, side: str | None, batch_size: int) -> np.ndarray:
+    """What mteb's SentenceTransformerEncoderWrapper computes: one call over the whole list."""
+    method = {"query": st_model.encode_query, "document": st_model.encode_document, None: st_model.encode}[side]
+    return method(texts, prompt=prompt, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False)
+
+
+def test_encode_call_is_one_sentence_transformers_call_bit_for_bit(st_model: Any, sentences: list[str], tmp_path: Path) -> None:
+    texts = sentences[:70] + sentences[:30]  # 30 repeats, sorted into other padded batches than their first copies
+    want = st_call(st_model, texts, "query: ", "query", 16)
+    enc, counter = make_encoder(st_model, EmbeddingCache(tmp_path), batch_size=16)
+    np.testing.assert_array_equal(enc.encode_call(texts, "query: ", "query"), want)
+    assert counter.texts == texts  # the model got the call as given: whole list, same order, repeats included
+    # The same call again (another dim or embedding dtype of the unit) is served from memory ...
+    np.testing.assert_array_equal(enc.encode_call(texts, "query: ", "query"), want)
+    assert counter.texts == texts and enc.stats.cache_hits_memory == 100
+    # ... and in a new process (new Encoder, new cache object) from disk.
+    enc2, counter2 = make_encoder(st_model, EmbeddingCache(tmp_path), batch_size=16)
+    np.testing.assert_array_equal(enc2.encode_call(texts, "query: ", "query"), want)
+    assert counter2.texts == [] and enc2.stats.cache_hits_disk == 100
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"batch_size": 8}, {"side": "document"}, {"side": None}, {"prompt": None}, {"order": "reversed"}, {"order": "prefix"}],
+    ids=["batch_size", "side-document", "side-none", "prompt", "reordered", "sub-list"],
+)
+def test_encode_call_serves_only_the_identical_call(st_model: Any, sentences: list[str], tmp_path: Path, change: dict[str, Any]) -> None:
+    # Anything that changes which texts share a padded batch, or how the call is routed, is another
+    # call: it is encoded whole and equals sentence-transformers on that call (never a reassembly).
+    texts = sentences[:40]
+    enc, _counter = make_encoder(st_model, EmbeddingCache(tmp_path), batch_size=16)
+    enc.encode_call(texts, "query: ", "query")
+    other_texts = {"reversed": texts[::-1], "prefix": texts[:25]}.get(change.get("order", ""), texts)
+    batch_size, side, prompt = change.get("batch_size", 16), change.get("side", "query"), change.get("prompt", "query: ")
+    other, other_counter = make_encoder(st_model, EmbeddingCache(tmp_path), batch_size=batch_size)
+    got = other.encode_call(other_texts, prompt, side)
+    assert other_counter.texts == other_texts and other.stats.cache_hits_disk == 0
+    np.testing.assert_array_equal(got, st_call(st_model, other_texts, prompt, side, batch_size))
+
+
 # ---------------------------------------------------------------- corruption
 
 

@@ -1,10 +1,22 @@
 """Load a sentence-transformers model for a weight variant and encode texts once.
 
-``Encoder.encode(texts, prompt)`` returns the model's full-dimension float32 vectors
-(after every module of the pipeline, Normalize included) and remembers each vector
-by the sha256 of (weight key, prompt, text), so every derived view (dims, embedding
-dtypes) and every task that repeats a text reuses it. torch and sentence-transformers
-are imported here only.
+Two ways to encode, both returning the model's full-dimension float32 vectors (after every
+module of the pipeline, Normalize included):
+
+* ``Encoder.encode(texts, prompt)`` remembers each vector by the sha256 of (weight key,
+  prompt, text): every distinct input is encoded once, whatever task or view asks again
+  (XTREME-UP, calibration).
+* ``Encoder.encode_call(texts, prompt, side)`` returns exactly what one sentence-transformers
+  call on this list returns, bit for bit: the call mteb's own wrapper makes. A float32 vector
+  depends on the batch its text was padded with (BLAS blocking and reductions change with the
+  padded shape; on all-MiniLM-L6-v2 about one STSBenchmark vector in eight changes in its last
+  bits when the batches change), so a text's vector from another call is not the vector this
+  call computes. The cache unit is therefore the call: row ``i`` is keyed by the sha256 of
+  (weight key, side, prompt, batch size, the whole ordered text list) and ``i``. Every view
+  (dims, embedding dtypes) of a unit and every rerun makes the same calls and hits; a text
+  repeated by another call is encoded again.
+
+torch and sentence-transformers are imported here only.
 """
 
 from __future__ import annotations
@@ -16,7 +28,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -40,6 +52,30 @@ def input_key(weight_key: str, prompt: str | None, text: str) -> str:
         h.update(part.encode("utf-8"))
         h.update(b"\x00")
     return h.hexdigest()
+
+
+#: The side of an asymmetric encode: ``encode_query``, ``encode_document``, or plain ``encode``.
+Side = Literal["query", "document"] | None
+
+
+def call_key(weight_key: str, side: Side, prompt: str | None, batch_size: int, texts: Sequence[str]) -> str:
+    """Content address of one whole encode call: everything that changes any of its vectors.
+
+    The batch size and the complete ordered list decide which texts share a padded batch,
+    so both are part of the address (see the module docstring).
+    """
+    h = hashlib.sha256()
+    for part in ("call/v1", weight_key, side or "", prompt or "", str(batch_size), str(len(texts))):
+        h.update(part.encode("utf-8"))
+        h.update(b"\x00")
+    for text in texts:
+        h.update(hashlib.sha256(text.encode("utf-8")).digest())
+    return h.hexdigest()
+
+
+def call_row_keys(key: str, n: int) -> list[str]:
+    """The cache key of each row of a call (duplicates in a call may differ, so rows are keyed by position)."""
+    return [hashlib.sha256(f"{key}:{i}".encode("ascii")).hexdigest() for i in range(n)]
 
 
 class VectorCache(Protocol):
@@ -191,19 +227,53 @@ class Encoder:
             return np.zeros((0, self.full_dim), dtype=np.float32)
         return np.stack([self._memory[k] for k in keys]).astype(np.float32, copy=False)
 
+    def encode_call(self, texts: Sequence[str], prompt: str | None, side: Side = None) -> np.ndarray:
+        """The float32 vectors one sentence-transformers call returns for ``texts``, bit for bit.
+
+        The call is ``encode_query`` / ``encode_document`` / ``encode`` (by ``side``) on the whole
+        list with ``prompt`` and ``batch_size``: what mteb's ``SentenceTransformerEncoderWrapper``
+        does. Served from memory or the disk cache only when every row of this exact call is
+        there; otherwise the whole call is encoded again (a subset would be batched differently).
+        A killed run loses at most the call in progress.
+        """
+        key = call_key(self.weight_key, side, prompt, self.batch_size, texts)
+        keys = call_row_keys(key, len(texts))
+        self.stats.texts_requested += len(texts)
+        if not keys:
+            return np.zeros((0, self.full_dim), dtype=np.float32)
+        found = {k: self._memory[k] for k in keys if k in self._memory}
+        if len(found) == len(keys):
+            self.stats.cache_hits_memory += len(keys)
+            return np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
+        if self.disk_cache is not None:
+            on_disk = self.disk_cache.get_many(self.weight_key, keys)
+            if len(on_disk) == len(keys):
+                self._memory.update(on_disk)
+                self.stats.cache_hits_disk += len(keys)
+                return np.stack([on_disk[k] for k in keys]).astype(np.float32, copy=False)
+        vectors = self._encode_model(list(texts), prompt, side)
+        fresh = {k: vectors[i] for i, k in enumerate(keys)}
+        self._memory.update(fresh)
+        if self.disk_cache is not None:
+            self.disk_cache.put_many(self.weight_key, fresh)
+        return vectors
+
     def clear_memory(self) -> None:
         """Drop the in-memory vectors (kept per unit: every dim and dtype of a task shares them;
         across tasks the on-disk cache serves repeats, so memory stays bounded by one task)."""
         self._memory.clear()
 
-    def _encode_model(self, texts: list[str], prompt: str | None) -> np.ndarray:
+    def _encode_model(self, texts: list[str], prompt: str | None, side: Side = None) -> np.ndarray:
         import torch
 
         if self.on_encode is not None:
             self.on_encode(texts, prompt)
+        # encode_query / encode_document route Router models and fall back to the model's own
+        # "query" / "document" prompt when ``prompt`` is None, as mteb's wrapper relies on.
+        method = self.st_model.encode if side is None else getattr(self.st_model, f"encode_{side}")
         start = time.perf_counter()
         with torch.inference_mode():
-            out = self.st_model.encode(
+            out = method(
                 texts,
                 prompt=prompt,
                 batch_size=self.batch_size,

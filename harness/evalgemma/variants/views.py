@@ -36,6 +36,16 @@ def l2_normalize(vectors: np.ndarray) -> np.ndarray:
     return out
 
 
+def full_dimension(vectors: np.ndarray) -> np.ndarray:
+    """The view at the model's own dimension: its output vectors unchanged, as float32.
+
+    Not re-normalised: the pipeline's Normalize module (if any) already did, and dividing
+    again by a norm of 1 ± 1 ulp moves the last bits of about a third of the vectors, so
+    scores would no longer equal mteb's on the same model.
+    """
+    return np.asarray(vectors, dtype=np.float32)
+
+
 def truncate(vectors: np.ndarray, dim: int) -> np.ndarray:
     """Matryoshka view: keep the first ``dim`` components, then L2 re-normalise.
 
@@ -71,7 +81,7 @@ def make_view(variant: VariantSpec, full_dim: int, calibration_vectors: np.ndarr
     kind = variant.embed_dtype
     if kind == "float32":
         if dim == full_dim:
-            return l2_normalize, Similarity.COSINE
+            return full_dimension, Similarity.COSINE  # the model's own output, as mteb's wrapper scores it
         return (lambda v: truncate(v, dim)), Similarity.COSINE
     if kind in ("binary", "ubinary"):
         return (lambda v: as_pm1(quantize_embeddings_view(truncate(v, dim), kind, None), kind)), Similarity.HAMMING

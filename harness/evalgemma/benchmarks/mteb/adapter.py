@@ -3,9 +3,17 @@
 mteb loads and scores every MTEB task (its registry, loaders, evaluators and aggregation);
 evalgemma only supplies vectors. ``MtebView`` satisfies mteb's ``EncoderProtocol``: it
 resolves the prompt with mteb's own lookup (``get_prompt_name``: task-side, task, type-side,
-type, side), renders it in front of the text, takes the full vectors from the shared
-``Encoder`` and applies the variant's view (truncate + re-normalise, embedding dtype).
-The exact prompt strings used are recorded per (task type, side) for the store.
+type, side), takes the full vectors from the shared ``Encoder`` and applies the variant's
+view (truncate + re-normalise, embedding dtype). The exact prompt strings used are recorded
+per (task type, side) for the store.
+
+At the model's full dimension in float32 the stored values are those of plain
+``mteb.evaluate`` with mteb's own ``SentenceTransformerEncoderWrapper``, bit for bit
+(``tests/test_exactness.py``): each mteb encode call becomes the same single
+``encode_query`` / ``encode_document`` / ``encode`` call the wrapper makes (same list, same
+batches, same prompt passed as ``prompt=``), the full-dimension view is the model's output
+itself, and scores use the same similarity functions (sentence-transformers' ``cos_sim``
+for matrices, as the wrapper's ``model.similarity``; mteb's ``pairwise_cos_sim`` for pairs).
 """
 
 from __future__ import annotations
@@ -75,14 +83,16 @@ class MtebView:
                 raise DataError(f"task {task_metadata.name}: only text inputs are supported (got {sorted(batch)})")
             texts.extend(str(t) for t in batch["text"])
         prompt = self.prompt_for(task_metadata, prompt_type)
-        side = prompt_type.value if prompt_type is not None else "all"
-        self.used_prompts[f"{task_metadata.type}/{side}"] = prompt or ""
-        full = self.encoder.encode(texts, prompt)
+        side = prompt_type.value if prompt_type is not None else None
+        self.used_prompts[f"{task_metadata.type}/{side or 'all'}"] = prompt or ""
+        full = self.encoder.encode_call(texts, prompt, side)
         return self.view(full)
 
     def similarity(self, embeddings1: Any, embeddings2: Any) -> Any:
         # Binary views arrive as ±1 codes, on which cosine is the Hamming-equivalent similarity.
-        from mteb.similarity_functions import cos_sim
+        # sentence-transformers' cos_sim, as mteb's wrapper scores through ``model.similarity``
+        # (mteb's own cos_sim may move large products to a GPU, whose sums differ in the last bits).
+        from sentence_transformers.util import cos_sim
 
         return cos_sim(_as_float(embeddings1), _as_float(embeddings2))
 
