@@ -263,6 +263,9 @@ def _unit_scores(frame: pd.DataFrame) -> list[_Unit]:
     firsts = frame.drop_duplicates(["variant_key"]).set_index("variant_key")
     for suite in sorted(s for s in frame["suite"].dropna().unique() if s):
         ts = task_scores(frame, str(suite))
+        # gate the tasks runs of this suite evaluated (cells stored by other suites still count for them)
+        ran = set(zip(frame.loc[frame["suite"] == suite, "variant_key"], frame.loc[frame["suite"] == suite, "task"], strict=True))
+        ts = ts[[(k, t) in ran for k, t in zip(ts["variant_key"], ts["task"], strict=True)]]
         for r in ts.sort_values(["variant_key", "task"]).to_dict("records"):
             first = firsts.loc[r["variant_key"]]
             coverage = "" if r["complete"] else f"incomplete ({r['n_cells']}/{r['n_expected']} cells)"

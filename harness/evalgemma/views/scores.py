@@ -61,12 +61,17 @@ def task_scores(frame: pd.DataFrame, suite: str, *, expected: Mapping[str, Expec
     runs = frame[frame["kind"] == "run"]
     refs = frame[(frame["kind"] != "run") & (frame["suite"] == suite)]
     main = runs[runs["is_main"].astype(bool)]
-    main = main[main["suite"] == suite] if expected is None else main[main["task"].isin(list(expected))]
+    if expected is None:
+        main = main[main["suite"] == suite]
+    else:  # the suite's tasks from any run, and tasks runs of this suite added (scored by their own cells)
+        main = main[main["task"].isin(list(expected)) | (main["suite"] == suite)]
     for (vkey, task), g in main.groupby(["variant_key", "task"], sort=False):
+        e = expected.get(str(task)) if expected is not None else None
+        if e is None:
+            g = g[g["suite"] == suite]
         g = g.sort_values("finished_at")
         newest = g.iloc[-1]
-        if expected is not None:
-            e = expected[str(task)]
+        if e is not None:
             version = e.version or str(newest["task_version"])
             cells = list(e.cells)
             task_type = e.task_type
