@@ -342,7 +342,7 @@ def test_cli_security_flags_default_off(
     code, _, err = cli(["run", "--suite", "smoke", "--store", str(tmp_path), *flags], capsys, monkeypatch)
     assert code == 0, err
     (config,) = seen
-    assert (config.trust_remote_code, config.allow_pickle_weights) == (trust, pickle_ok)
+    assert (config.runtime.trust_remote_code, config.runtime.allow_pickle_weights) == (trust, pickle_ok)
 
 
 def test_no_pickle_in_the_package() -> None:
