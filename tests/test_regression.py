@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from evalgemma.benchmarks.suites import expected_cells
 from evalgemma.errors import ConfigError, DataError, StoreError
 from evalgemma.gate.regression import (
     EPS,
@@ -30,7 +31,6 @@ from evalgemma.gate.regression import (
     load_tolerances,
     write_junit,
 )
-from evalgemma.benchmarks.suites import expected_cells
 from evalgemma.store.parquet import load_results, write_unit
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"

@@ -61,10 +61,9 @@ def task_scores(frame: pd.DataFrame, suite: str, *, expected: Mapping[str, Expec
     runs = frame[frame["kind"] == "run"]
     refs = frame[(frame["kind"] != "run") & (frame["suite"] == suite)]
     main = runs[runs["is_main"].astype(bool)]
-    if expected is None:
-        main = main[main["suite"] == suite]
-    else:  # the suite's tasks from any run, and tasks runs of this suite added (scored by their own cells)
-        main = main[main["task"].isin(list(expected)) | (main["suite"] == suite)]
+    # the suite's tasks from any run, and tasks runs of this suite added (scored by their own cells)
+    in_suite = main["suite"] == suite
+    main = main[in_suite] if expected is None else main[main["task"].isin(list(expected)) | in_suite]
     for (vkey, task), g in main.groupby(["variant_key", "task"], sort=False):
         e = expected.get(str(task)) if expected is not None else None
         if e is None:
