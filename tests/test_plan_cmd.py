@@ -132,8 +132,12 @@ def test_xtreme_up_counts_index_and_selected_queries(tmp_path: Path) -> None:
     assert (t["task"], t["cells_expected"], t["cells_missing"]) == ("xtreme-up-cross-lang", 20, 1)
     assert t["texts"] == counts["index_passages"] + counts["test_queries"]["de"] == 240 + 1190
     assert t["seconds"] == t["texts"] / 10
-    # the XQuAD-format stand-in has hi and de only; a run reads all 21 languages, so the plan says which are absent
-    assert t["data"].startswith("missing:") and "19 of 21 languages" in t["data"] and ",gu," in t["data"]
+    # a run with --langs de reads de only, which the XQuAD-format stand-in has
+    assert t["data"] == str(data)
+    # the whole suite reads its 20 languages; the stand-in has hi (and de, not in the suite) only
+    (whole,) = plan_json("--suite", "xtreme-up", "--data-dir", str(data), "--store", str(tmp_path), "--no-cache")["tasks"]
+    assert whole["cells_missing"] == 20
+    assert whole["data"].startswith("missing:") and "19 of 20 languages" in whole["data"] and ",gu," in whole["data"] and ",hi," not in whole["data"]
 
 
 def test_types_suite_every_cell_counted(tmp_path: Path) -> None:

@@ -62,7 +62,12 @@ def test_grid_is_complete_and_labelled(grid: tuple[Path, dict[str, set[str]]]) -
     emb = frame.set_index(["dim", "embed_dtype"])["embedding_bytes"].groupby(level=[0, 1]).first()
     assert emb[(384, "float32")] == 1536 and emb[(384, "int8")] == 384 and emb[(128, "binary")] == 16
     cal = json.loads(frame[frame["embed_dtype"] == "int8"]["calibration"].iloc[0])
-    assert cal["name"] == "smoke-texts-v1" and cal["n_vectors"] > 300 and len(cal["sha256"]) == 64
+    # the calibration set's identity is the sha256 of its texts (changing them changes the variant key)
+    from evalgemma.benchmarks.smoke.tasks import calibration_texts
+    from evalgemma.run.plan import calibration_id
+
+    assert cal["name"] == calibration_id(calibration_texts()) and cal["name"].startswith("smoke-texts@sha256:")
+    assert cal["n_vectors"] > 300 and len(cal["sha256"]) == 64
 
 
 def test_quantized_scores(grid: tuple[Path, dict[str, set[str]]]) -> None:

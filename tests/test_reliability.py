@@ -155,13 +155,27 @@ def good_table(unit: int, **fields: Any) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=arrow_schema())
 
 
+def _whole_smoke_task(variant_key: str, unit: int, task: str, task_type: str) -> list[dict[str, Any]]:
+    """A unit holding every cell the smoke suite expects of ``task`` (at its task version), each cell's
+    main metric = ``unit``, so the task's score is ``unit`` (``make_rows`` supplies the other columns)."""
+    from evalgemma.benchmarks.suites import expected_cells
+
+    expected = (expected_cells("smoke") or {})[task]
+    rows = make_rows(variant_key, unit, 2 * len(expected.cells), task=task, suite="smoke", task_type=task_type,
+                     task_version=expected.version, dtype="float32", quant="none", embed_dtype="float32")
+    for i, row in enumerate(rows):
+        cell = expected.cells[i // 2]
+        row.update(split=cell.split, hf_subset=cell.subset, is_main=i % 2 == 0, metric="main" if i % 2 == 0 else "other")
+        row["value"] = float(unit) if row["is_main"] else row["value"]
+    return rows
+
+
 @pytest.fixture
 def corrupt_store(tmp_path: Path) -> tuple[Path, dict[str, Path]]:
     """Two good units plus one file of each kind of damage."""
     store = tmp_path / "store"
-    rows = dict(suite="smoke", task_type="STS", dtype="float32", quant="none", embed_dtype="float32")
-    write_unit(store, make_rows("vGood", 1, 4, task="SmokeSTS", **rows))
-    good2 = write_unit(store, make_rows("vGood", 2, 4, task="SmokeRetrieval", **{**rows, "task_type": "Retrieval"}))
+    write_unit(store, _whole_smoke_task("vGood", 1, "SmokeSTS", "STS"))
+    good2 = write_unit(store, _whole_smoke_task("vGood", 2, "SmokeRetrieval", "Retrieval"))
     bad_dir = store / "vBad" / "T"
     bad_dir.mkdir(parents=True)
     bad = {
@@ -203,12 +217,12 @@ def test_corrupt_files_are_reported_with_their_path_and_skipped(corrupt_store: t
     assert "no schema_version column" in reasons[bad["foreign"]]
     assert "schema_version is string, expected an integer" in reasons[bad["string_version"]]
     assert "value is string, expected double" in reasons[bad["wrong_types"]]
-    # The two good units (4 rows each) are all that is read.
-    assert sorted(frame["task"].unique()) == ["SmokeRetrieval", "SmokeSTS"] and len(frame) == 8
+    # The two good units (5 cells x 2 metrics each) are all that is read.
+    assert sorted(frame["task"].unique()) == ["SmokeRetrieval", "SmokeSTS"] and len(frame) == 20
     with pytest.warns(UserWarning) as record:
         results = load_results(store)
     assert len([w for w in record if "skipped store file" in str(w.message)]) == len(bad)
-    assert len(results) == 8 and results["value"].dtype == "float64"
+    assert len(results) == 20 and results["value"].dtype == "float64"
     assert {(k, t) for k, t, *_ in store_mod.stored_cells(results)} == {("vGood", "SmokeSTS"), ("vGood", "SmokeRetrieval")}
     assert digests(store) == before  # nothing deleted, moved or rewritten
 

@@ -6,6 +6,7 @@ missing browser fails the test; elsewhere it skips with that message.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from evalgemma.benchmarks.suites import expected_cells
 from evalgemma.store.parquet import write_unit
 
 CHROMIUM = "/usr/bin/chromium"
@@ -24,12 +26,17 @@ XTREME_LANGS = ["as", "bho", "brx", "gbm", "gom", "gu", "hi", "hne", "kn", "mai"
 
 def _unit(store: Path, *, model: str, variant: str, key: str, dim: int, suite: str, task: str, task_type: str,
           metric: str, cells: dict[tuple[str, str], float], quant: str = "none", finished_at: str = "2026-01-01T00:00:00.000000+00:00") -> None:
-    """One stored unit: ``cells`` maps (split, hf_subset) -> main metric value; main_score is their flat mean."""
-    main = sum(cells.values()) / len(cells)
+    """One stored unit as a run writes it: ``cells`` maps (split, hf_subset) -> main metric value; ``task_version``
+    is the one the suite expects (an mteb task's dataset revision); main_score is the cells' flat mean only when
+    they are every cell the suite expects of the task (else NaN, as schema 2 stores a partial task)."""
+    expected = (expected_cells(suite) or {}).get(task)
+    whole = expected is None or {(c.split, c.subset) for c in expected.cells} == set(cells)
+    main = sum(cells.values()) / len(cells) if whole else math.nan
     rows = []
     for (split, subset), v in cells.items():
         base = dict(run_id="run-test", model=model, variant_key=key, variant=variant, dim=dim, quant=quant, dtype="float32",
-                    suite=suite, task=task, task_type=task_type, hf_subset=subset, split=split, languages=subset,
+                    suite=suite, task=task, task_type=task_type, task_version=expected.version if expected else "",
+                    hf_subset=subset, split=split, languages=subset,
                     main_score=main, finished_at=finished_at, started_at=finished_at, status="ok")
         rows.append({**base, "metric": metric, "value": v, "is_main": True})
         rows.append({**base, "metric": "recall_at_100" if metric != "cosine_spearman" else "cosine_pearson", "value": min(1.0, v + 0.1), "is_main": False})

@@ -76,6 +76,29 @@ def atomic_write(
     return target
 
 
+def atomic_write_by(path: Path | str, write: Callable[[Path], object], *, mode: int = 0o644) -> Path:
+    """Like :func:`atomic_write` for a library that only writes to a path it is given (ONNX Runtime's
+    quantizers, llama.cpp's converter): ``write(tmp)`` writes a temp file in the target's folder, which
+    is then fsynced, given ``mode`` and renamed onto ``path``; on any error the temp file is removed.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=target.suffix, dir=target.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(target.parent)
+    return target
+
+
 def _link_new(tmp: str, target: Path) -> None:
     """Give ``tmp`` the name ``target`` only if ``target`` does not exist, then drop ``tmp``."""
     try:

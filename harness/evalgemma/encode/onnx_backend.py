@@ -33,8 +33,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import time
 import warnings
 from collections import Counter
@@ -48,7 +46,7 @@ from typing import Any, Literal
 import numpy as np
 
 from evalgemma.errors import ConfigError, DataError, unknown_name
-from evalgemma.io import atomic_write, fsync_dir
+from evalgemma.io import atomic_write, atomic_write_by
 
 log = logging.getLogger(__name__)
 
@@ -169,14 +167,6 @@ def _key(material: Mapping[str, Any]) -> str:
 
 def _write_bytes(path: Path, data: bytes) -> None:
     atomic_write(path, data)
-
-
-def _publish(tmp: Path, target: Path) -> None:
-    """fsync a file another library wrote at ``tmp`` (same folder), then ``os.replace`` it onto ``target``."""
-    with tmp.open("rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, target)
-    fsync_dir(target.parent)
 
 
 def _op_counts(path: Path) -> dict[str, int]:
@@ -461,18 +451,13 @@ def _quantize_file(src: Path, target: Path, recipe: OnnxRecipe) -> None:
     if recipe.quant == "int8":
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".onnx")
-        os.close(fd)
-        tmp = Path(tmp_name)
-        try:
+        def write(tmp: Path) -> None:
             quantize_dynamic(
                 model, str(tmp), op_types_to_quantize=list(recipe.int8_op_types), per_channel=recipe.int8_per_channel,
                 reduce_range=recipe.int8_reduce_range, weight_type=getattr(QuantType, recipe.int8_weight_type),
             )
-            _publish(tmp, target)
-        finally:
-            with suppress(OSError):
-                tmp.unlink()
+
+        atomic_write_by(target, write)
     elif recipe.quant == "q4":
         from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
@@ -650,6 +635,7 @@ class OnnxSentenceModel:
         except (OSError, ValueError) as exc:
             raise DataError(f"{artifact.tokenizer_dir}: cannot load the tokenizer of {artifact.path} ({exc})") from exc
         self.tokenizer.model_max_length = max_seq_length
+        self.prompts, self.default_prompt_name = _st_prompts(artifact.tokenizer_dir)
 
     def get_embedding_dimension(self) -> int:
         """The output dimension (a graph with a symbolic one is asked once)."""
@@ -673,6 +659,14 @@ class OnnxSentenceModel:
     def _run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         return np.asarray(self.session.run([OUTPUT_NAME], feeds)[0], dtype=np.float32)
 
+    def encode_query(self, texts: Sequence[str], prompt: str | None = None, **kwargs: Any) -> np.ndarray:
+        """``encode`` with the model's ``query`` prompt when ``prompt`` is None (sentence-transformers' rule)."""
+        return self.encode(texts, prompt=prompt if prompt is not None else self.prompts.get("query"), **kwargs)
+
+    def encode_document(self, texts: Sequence[str], prompt: str | None = None, **kwargs: Any) -> np.ndarray:
+        """``encode`` with the model's ``document`` prompt when ``prompt`` is None (sentence-transformers' rule)."""
+        return self.encode(texts, prompt=prompt if prompt is not None else self.prompts.get("document"), **kwargs)
+
     def encode(
         self,
         texts: Sequence[str],
@@ -681,8 +675,11 @@ class OnnxSentenceModel:
         convert_to_numpy: bool = True,
         show_progress_bar: bool = False,
     ) -> np.ndarray:
-        """float32 ``[n, dim]`` vectors of ``prompt + text``, batched longest first as sentence-transformers does."""
+        """float32 ``[n, dim]`` vectors of ``prompt + text``, batched longest first as sentence-transformers does
+        (``prompt`` None: the model's default prompt, if it names one)."""
         del convert_to_numpy  # always numpy
+        if prompt is None and self.default_prompt_name:
+            prompt = self.prompts.get(self.default_prompt_name)
         if not texts:
             return np.zeros((0, self.get_embedding_dimension()), dtype=np.float32)
         order = np.argsort([-len(t) for t in texts])
@@ -697,6 +694,20 @@ class OnnxSentenceModel:
         out = np.empty_like(sorted_vectors)
         out[order] = sorted_vectors
         return out
+
+
+def _st_prompts(folder: Path) -> tuple[dict[str, str], str | None]:
+    """The prompt dictionary and default prompt name of ``config_sentence_transformers.json`` in ``folder``."""
+    path = folder / "config_sentence_transformers.json"
+    if not path.is_file():
+        return {}, None
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: unreadable ({exc})") from exc
+    prompts = {str(k): str(v) for k, v in (config.get("prompts") or {}).items()}
+    default = config.get("default_prompt_name")
+    return prompts, str(default) if default else None
 
 
 def onnx_encoder(

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evalgemma.benchmarks.base import BenchTask, Cell
+from evalgemma.benchmarks.base import BenchTask, Cell, has_builtin_data
 from evalgemma.run.plan import ExecUnit, Plan
 
 __all__ = ["PlanEstimate", "TaskEstimate", "Throughput", "VariantCells", "cell_texts", "estimate"]
@@ -261,7 +261,7 @@ def _mteb_stats(task: BenchTask) -> Mapping[str, Any] | None:
     if obj is None:
         return None
     stats = obj.metadata.descriptive_stats
-    if stats is None and getattr(obj, "_evalgemma_local", False):
+    if stats is None and has_builtin_data(obj):
         stats = getattr(obj, "_evalgemma_stats", None)
         if stats is None:
             stats = _local_stats(obj)
@@ -361,7 +361,7 @@ def _data_status(task: BenchTask, data_dir: Path | None, offline: bool, *, busy:
     obj = task.obj
     if obj is None:
         return "—"
-    if getattr(obj, "_evalgemma_local", False):
+    if has_builtin_data(obj):
         return "built-in"
     ds = obj.metadata.dataset
     if data_dir is not None:

@@ -133,7 +133,10 @@ def upgrade_v1(frame: Any) -> Any:
     v1 stored an empty ``task_version``: the cell identity of a v1 MTEB or smoke row is its dataset
     revision (``data_revision``), which is exactly what v2 records. v1's ``main_score`` was the mean
     over the cells of its unit, even when those were a subset of the task: it is kept as it was
-    stored, and views never read it (task scores are computed from cells).
+    stored, and views never read it (task scores are computed from cells). Tasks evaluated whole
+    from one random generator (clustering, multilabel) have a v2 version naming their cell set
+    (``<revision>+cells:<sha12>``), so their v1 rows (drawn from a generator v1 shared across
+    variants) never match an expected cell: they count as missing, never as a score.
     """
     out = frame.copy()
     for name, value in V2_ADDED.items():
