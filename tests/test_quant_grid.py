@@ -67,7 +67,7 @@ def test_grid_is_complete_and_labelled(grid: tuple[Path, dict[str, set[str]]]) -
     from evalgemma.run.plan import calibration_id
 
     assert cal["name"] == calibration_id(calibration_texts()) and cal["name"].startswith("smoke-texts@sha256:")
-    assert cal["n_vectors"] > 300 and len(cal["sha256"]) == 64
+    assert cal["n_vectors"] > 300 and len(cal["vectors_sha256"]) == 64
 
 
 def test_quantized_scores(grid: tuple[Path, dict[str, set[str]]]) -> None:
