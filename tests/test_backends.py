@@ -51,7 +51,7 @@ def test_registry_and_sweep_pairs() -> None:
         get_backend("onx")
     with pytest.raises(ConfigError, match=r"--quant int8: the torch backend has no 'int8'"):
         check_backend_quants(("torch",), ("int8",))
-    with pytest.raises(ConfigError, match=r"--quant: unknown quantization 'q3'"):
+    with pytest.raises(ConfigError, match=r"--quant: unknown weight quantization format 'q3'"):
         check_backend_quants(("torch", "onnx"), ("none", "q3"))
     with pytest.raises(ConfigError, match="no backend has any of these"):
         check_backend_quants(("onnx",), ("q8_0", "mixed"))

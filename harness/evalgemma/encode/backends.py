@@ -246,7 +246,7 @@ def check_backend_quants(backends: tuple[str, ...], quants: tuple[str, ...]) -> 
     known = all_quants()
     for q in quants:
         if q not in known:
-            raise unknown_name("quantization", q, known, where="--quant")
+            raise unknown_name("weight quantization format", q, known, where="--quant")
     quants = tuple(dict.fromkeys(quants))
     if len(entries) == 1 and len(quants) == 1:
         entries[0].check_quant(quants[0])
