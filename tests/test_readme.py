@@ -37,6 +37,10 @@ SKIPPED: dict[str, str] = {
     "evalgemma run --suite mteb-eng-v2 --dim 768,512,256,128 --dtype bfloat16": _HUB_GEMMA,
     "evalgemma run --suite mteb-code-v1 --quant q8_0,q4_0 --dim 768,128": _HUB_GEMMA + "; the QAT checkpoints too",
     "evalgemma run --suite xtreme-up --data-dir ~/xtreme_up_v1.1 --dim 768,128": _HUB_GEMMA + "; the XTREME-UP v1.1 data is not here",
+    "evalgemma run --model minilm --tasks STSBenchmark --backend torch,onnx --quant none,int8":
+        "STSBenchmark is downloaded from the Hub; tests/test_backends.py runs this sweep on the offline mirror (tiny model, -m slow)",
+    "evalgemma parity --model minilm --backend onnx --quant int8 --junit parity.xml --store results/store":
+        "exports MiniLM into the user cache (~20 s); tests/test_backends.py runs the same command with --artifact-dir",
 }
 
 _EXIT = re.compile(r"\(exit (\d+)\)\s*$")

@@ -9,7 +9,7 @@ message that says what failed, where (file, flag, task, variant) and what to do 
 | 1 | unexpected error (a bug); traceback shown |
 | 2 | usage or config error: bad flag, invalid TOML, unknown name |
 | 3 | data or store integrity: missing/corrupt file, unwritable store, unknown schema version |
-| 4 | ``check`` found a regression against the baseline |
+| 4 | ``check`` found a regression against the baseline, or ``parity`` a backend outside its bounds |
 | 5 | the run finished but some units failed; the others are saved |
 | 130 | interrupted; every unit that finished is already saved |
 """
@@ -50,6 +50,14 @@ class RegressionFound(EvalgemmaError):
     """``evalgemma check`` found a score below the baseline by more than the tolerance."""
 
     exit_code = 4
+
+
+class ParityFailed(EvalgemmaError):
+    """``evalgemma parity``: a backend's vectors miss a bound of its thresholds (results are stored first).
+
+    The same code as a regression: in both a measured artifact is worse than what it must match."""
+
+    exit_code = RegressionFound.exit_code
 
 
 class IncompleteRun(EvalgemmaError):

@@ -526,6 +526,17 @@ def open_onnx(
     return quantized
 
 
+def given_onnx(path: Path) -> Path | None:
+    """``path`` when it is an ONNX model to encode as it is (a ``.onnx`` file, or a folder holding
+    ``model.onnx`` or ``onnx/model.onnx``), else None (a model directory to export)."""
+    path = path.expanduser()
+    if path.is_file():
+        return path if path.suffix == ".onnx" else None
+    if path.is_dir() and any((path / sub).is_file() for sub in (MODEL_FILE, f"onnx/{MODEL_FILE}")):
+        return path
+    return None
+
+
 def _locate(path: Path) -> tuple[Path, Path]:
     if path.is_file():
         return path, path.parent
@@ -635,7 +646,7 @@ class OnnxSentenceModel:
         except (OSError, ValueError) as exc:
             raise DataError(f"{artifact.tokenizer_dir}: cannot load the tokenizer of {artifact.path} ({exc})") from exc
         self.tokenizer.model_max_length = max_seq_length
-        self.prompts, self.default_prompt_name = _st_prompts(artifact.tokenizer_dir)
+        self.prompts, self.default_prompt_name = st_prompts(artifact.tokenizer_dir)
 
     def get_embedding_dimension(self) -> int:
         """The output dimension (a graph with a symbolic one is asked once)."""
@@ -696,7 +707,7 @@ class OnnxSentenceModel:
         return out
 
 
-def _st_prompts(folder: Path) -> tuple[dict[str, str], str | None]:
+def st_prompts(folder: Path) -> tuple[dict[str, str], str | None]:
     """The prompt dictionary and default prompt name of ``config_sentence_transformers.json`` in ``folder``."""
     path = folder / "config_sentence_transformers.json"
     if not path.is_file():

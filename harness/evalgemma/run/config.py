@@ -30,6 +30,7 @@ class VariantOptions:
     max_seq_length: int | None = None
     prompts: bool = True
     quants: tuple[str, ...] = ("none",)
+    backends: tuple[str, ...] = ("torch",)  # names in evalgemma.encode.backends.BACKENDS; several = a sweep axis
     quant_source: str | None = None
     embed_dtypes: tuple[str, ...] = ("float32",)
 
@@ -57,6 +58,7 @@ class RuntimeOptions:
     device: str = "auto"
     search_chunk: int = 8192
     cache_dir: Path | None = None
+    artifact_dir: Path | None = None  # exported backend artifacts (None: <user cache dir>/evalgemma/onnx)
     trust_remote_code: bool = False
     allow_pickle_weights: bool = False
     show_progress: bool = True

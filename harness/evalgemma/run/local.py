@@ -5,7 +5,6 @@ unit is reported and the run goes on.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -126,7 +125,7 @@ def evaluate_plan(
     device = resolve_device(config.runtime.device)
     set_determinism()
     base = {**versions(), "git_commit": git_commit(), "device": device, "run_id": run_id, "suite": plan.suite_name,
-            "batch_size": effective_batch_size(config.runtime.batch_size, device), "backend": "torch", "artifact_sha256": ""}
+            "batch_size": effective_batch_size(config.runtime.batch_size, device)}
     search_device = "cuda" if device.startswith("cuda") else "cpu"
     weights = list(dict.fromkeys(u.weight for u in plan.units if u.variants))
     for weight in weights:
@@ -168,33 +167,28 @@ def evaluate_plan(
 
 
 def load_encoder(plan: Plan, weight: WeightSpec, device: str) -> tuple[Any, dict[str, Any]]:
-    """The encoder of one weight variant and what its weights are (bytes as stored, quantized tensors)."""
-    from evalgemma.encode.encoder import Encoder, load_sentence_transformer
+    """The encoder of one weight variant (from its backend's loader) and what its weights are
+    (bytes as stored, quantized tensors). A non-torch backend is first checked against the torch
+    float32 model on a few probe texts (:func:`evalgemma.run.parity.quick_probe`); a disagreement is warned about."""
+    from evalgemma.encode.backends import LoadRequest, get_backend
 
     runtime = plan.config.runtime
-    load_path = None
-    if weight.quant != "none" and weight.quant_source == "qat":
-        from evalgemma.variants.weight_quant import fetch_checkpoint
-
-        load_path, _, _ = fetch_checkpoint(plan.model.model_id, weight.quant, "qat")
-    st = load_sentence_transformer(
-        plan.model, weight, device=device, load_path=load_path,
-        trust_remote_code=runtime.trust_remote_code, allow_pickle_weights=runtime.allow_pickle_weights,
-    )
-    if weight.quant != "none":
-        from evalgemma.variants.weight_quant import quantize_model
-
-        report = quantize_model(st, weight.quant)
-        quant_info: dict[str, Any] = {"quant_tensors": json.dumps(list(report.tensors)), "weight_bytes": int(report.weight_bytes)}
-    else:
-        quant_info = {"weight_bytes": int(sum(p.numel() * p.element_size() for p in st.parameters())), "quant_tensors": "[]"}
     disk_cache = None
     if runtime.cache_dir is not None:
         from evalgemma.encode.cache import EmbeddingCache
 
         disk_cache = EmbeddingCache(runtime.cache_dir)
-    encoder = Encoder(st, weight.key, batch_size=effective_batch_size(runtime.batch_size, device), disk_cache=disk_cache, show_progress=runtime.show_progress)
-    return encoder, quant_info
+    request = LoadRequest(
+        plan.model, weight, device=device, batch_size=effective_batch_size(runtime.batch_size, device), disk_cache=disk_cache,
+        show_progress=runtime.show_progress, trust_remote_code=runtime.trust_remote_code,
+        allow_pickle_weights=runtime.allow_pickle_weights, artifact_dir=runtime.artifact_dir,
+    )
+    loaded = get_backend(weight.backend).load(request)
+    if loaded.artifact is not None:
+        from evalgemma.run.parity import quick_probe
+
+        quick_probe(plan.model, weight, loaded, device=device)
+    return loaded.encoder, loaded.info
 
 
 def _calibration(encoder: Any) -> Any:

@@ -17,7 +17,7 @@ from evalgemma.variants.spec import VariantSpec
 
 #: Identity columns copied from ``VariantSpec.identity()`` into every row.
 _IDENTITY = ("model", "revision", "variant_key", "variant", "weight_key", "dim", "dtype", "max_seq_length", "prompt_set",
-             "prompt_hash", "quant", "quant_source", "quant_checkpoint", "embed_dtype")
+             "prompt_hash", "quant", "quant_source", "quant_checkpoint", "embed_dtype", "backend", "artifact_sha256")
 
 
 def with_calibration(result: UnitResult, variant: VariantSpec, calibration_vectors: Any) -> UnitResult:

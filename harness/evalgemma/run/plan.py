@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from evalgemma.benchmarks.base import BenchTask, Cell
 from evalgemma.encode.models import ResolvedModel, resolve_model
@@ -77,20 +77,83 @@ def calibration_id(texts: list[str]) -> str:
     return f"smoke-texts@sha256:{digest[:16]}"
 
 
-def _weight_specs(config: RunConfig, model: ResolvedModel, max_len: int) -> list[WeightSpec]:
+def _weight_specs(config: RunConfig, model: ResolvedModel, max_len: int, notes: list[str], *, build: bool) -> list[WeightSpec]:
+    """One weight variant per (backend, quant) pair of the sweep that exists (the others are named in ``notes``).
+
+    A non-torch backend's artifact is exported (``build``) or looked up in the artifact cache, so its
+    sha256 joins the key; ``evalgemma plan`` does not export, and names an artifact it has not got.
+    """
+    from evalgemma.encode.backends import LoadRequest, check_backend_quants
+
     opts = config.variant
+    pairs, left_out = check_backend_quants(opts.backends, opts.quants)
+    notes.extend(left_out)
     specs = []
-    for text in opts.quants:
-        quant = Quant.parse(text, "--quant")
+    for backend, quant in pairs:
+        if backend.has_artifact:
+            if opts.quant_source == "qat":
+                raise ConfigError(f"--quant-source qat: the {backend.name} backend quantizes the given weights (use --quant-source ptq or leave it out)")
+            base = WeightSpec(model.model_id, model.revision, opts.dtype, max_len, quant, "ptq" if quant != "none" else "none", "", backend.name)  # type: ignore[arg-type]
+            if opts.dtype != "float32":
+                raise ConfigError(f"--dtype {opts.dtype}: the {backend.name} backend runs its artifact as exported (float32); use --dtype float32")
+            assert backend.artifact is not None
+            artifact = backend.artifact(LoadRequest(model, base, artifact_dir=config.runtime.artifact_dir,
+                                                    allow_pickle_weights=config.runtime.allow_pickle_weights), build)
+            if artifact is None:
+                notes.append(f"--backend {backend.name} --quant {quant}: no artifact yet (a run exports it; its sha256 then fixes the variant key)")
+                specs.append(base)
+            else:
+                specs.append(replace(base, artifact_sha256=artifact.sha256))
+            continue
         if quant == "none":
             specs.append(WeightSpec(model.model_id, model.revision, opts.dtype, max_len))  # type: ignore[arg-type]
             continue
         from evalgemma.variants.weight_quant import default_quant_source, resolve_qat_checkpoint
 
         source = opts.quant_source or default_quant_source(model.model_id)
-        checkpoint = resolve_qat_checkpoint(model.model_id, quant) if source == "qat" else ""
-        specs.append(WeightSpec(model.model_id, model.revision, opts.dtype, max_len, quant, source, checkpoint))  # type: ignore[arg-type]
+        checkpoint = resolve_qat_checkpoint(model.model_id, Quant(quant)) if source == "qat" else ""
+        specs.append(WeightSpec(model.model_id, model.revision, opts.dtype, max_len, Quant(quant), source, checkpoint))  # type: ignore[arg-type]
     return specs
+
+
+def max_seq_length(config: RunConfig, model: ResolvedModel) -> int:
+    """``--max-seq-length``, else 512 for Gemma 3 models (EmbeddingGemma's paper protocol; its
+    checkpoint ships 2048), else the model's own, else 512."""
+    return config.variant.max_seq_length or (512 if model.is_gemma3 else model.default_max_seq_length) or 512
+
+
+def plan_weights(config: RunConfig, *, build: bool = True) -> tuple[ResolvedModel, list[WeightSpec], list[str]]:
+    """The model and the weight variants of ``config`` (backends × quants), with the notes of the pairs left out."""
+    model = resolve_run_model(config)
+    notes: list[str] = []
+    return model, _weight_specs(config, model, max_seq_length(config, model), notes, build=build), notes
+
+
+def resolve_run_model(config: RunConfig) -> ResolvedModel:
+    """``--model`` resolved: a backend's own artifact (an ONNX directory) when a backend recognises it, else a model.
+
+    Raises:
+        ConfigError: an artifact given with a backend that cannot run it (``--backend torch`` on an ONNX folder).
+    """
+    from pathlib import Path
+
+    from evalgemma.encode.backends import get_backend
+
+    opts = config.variant
+    path = Path(opts.model).expanduser()
+    if path.exists():
+        for name in dict.fromkeys(opts.backends):
+            backend = get_backend(name)
+            described = backend.describe(path) if backend.describe is not None else None
+            if described is None:
+                continue
+            others = [b for b in dict.fromkeys(opts.backends) if b != name]
+            if others:
+                raise ConfigError(f"--model {opts.model} is a {name} model: --backend {','.join(others)} cannot run it (use --backend {name})")
+            return described
+        if path.suffix == ".onnx" or (path.is_dir() and not (path / "modules.json").exists() and any(path.rglob("*.onnx"))):
+            raise ConfigError(f"--model {opts.model}: an ONNX model; the {','.join(opts.backends)} backend cannot run it (use --backend onnx)")
+    return resolve_model(opts.model, opts.revision)
 
 
 def plan_run(config: RunConfig, *, check_data: bool = True) -> Plan:
@@ -113,7 +176,7 @@ def plan_run(config: RunConfig, *, check_data: bool = True) -> Plan:
     if runtime.offline:
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ["HF_DATASETS_OFFLINE"] = "1"
-    model = resolve_model(opts.model, opts.revision)
+    model = resolve_run_model(config)
     if opts.dtype == "float16" and model.is_gemma3:
         raise ConfigError(FP16_REFUSAL)
     notes: list[str] = []
@@ -128,11 +191,9 @@ def plan_run(config: RunConfig, *, check_data: bool = True) -> Plan:
         raise ConfigError(f"--max-seq-length {opts.max_seq_length}: must be positive")
     if runtime.batch_size is not None and runtime.batch_size < 1:
         raise ConfigError(f"--batch-size {runtime.batch_size}: must be positive")
-    # EmbeddingGemma's paper protocol is 512 tokens (its checkpoint ships 2048): Gemma 3
-    # models default to 512 unless --max-seq-length says otherwise.
-    max_len = opts.max_seq_length or (512 if model.is_gemma3 else model.default_max_seq_length) or 512
+    max_len = max_seq_length(config, model)
     prompts = tuple(sorted(model.prompts.items())) if opts.prompts else ()
-    weights = _weight_specs(config, model, max_len)
+    weights = _weight_specs(config, model, max_len, notes, build=check_data)
     calibration = ""
     if any(e in ("int8", "uint8") for e in opts.embed_dtypes):
         from evalgemma.benchmarks.smoke.tasks import calibration_texts

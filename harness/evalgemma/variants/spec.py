@@ -6,6 +6,12 @@ adds what is derived from the vectors (Matryoshka dim, embedding dtype and its
 calibration) and the prompts. Keys are hashes of the identity fields in canonical JSON;
 runtime fields (batch size, device, search chunk) are recorded but never part of a key.
 The key prefix (``v1-``) is bumped whenever the identity field list changes.
+
+The runtime that computes the vectors (``backend``) and the sha256 of the file it runs
+(``artifact_sha256``) are identity too. They joined the list with the torch backend as their
+default, and a torch weight variant hashes exactly the fields it hashed before (so stored keys and
+the committed baselines still match); any other backend adds both fields to the hash, so an ONNX
+variant never shares a key, a cache namespace or a stored cell with its torch twin.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from typing import Any
 from evalgemma.errors import Choice
 
 KEY_VERSION = "v1"
+#: The backend whose weight keys hash only ``WEIGHT_IDENTITY_FIELDS`` (the keys stored before backends existed).
+TORCH_BACKEND = "torch"
 
 
 
@@ -59,6 +67,8 @@ class EmbedDtype(Choice):
 
 #: Every field is identity or runtime; tests fail on an unclassified field.
 WEIGHT_IDENTITY_FIELDS = ("model", "revision", "dtype", "max_seq_length", "quant", "quant_source", "quant_checkpoint")
+#: Identity fields hashed only when ``backend`` is not torch (see the module docstring).
+BACKEND_IDENTITY_FIELDS = ("backend", "artifact_sha256")
 VARIANT_IDENTITY_FIELDS = ("weight_key", "prompt_hash", "dim", "embed_dtype", "calibration")
 RUNTIME_FIELDS = ("batch_size", "device", "search_chunk", "label", "short_name", "prompts", "prompts_disabled")
 
@@ -86,14 +96,17 @@ class WeightSpec:
     revision: str
     dtype: Dtype
     max_seq_length: int
-    quant: Quant = Quant.NONE
+    quant: str = Quant.NONE  # a format of ``backend`` (torch: a ``Quant``; see ``evalgemma.encode.backends``)
     quant_source: QuantSource = QuantSource.NONE
     quant_checkpoint: str = ""  # the checkpoint id (and revision) the weights came from when it is not `model`
+    backend: str = TORCH_BACKEND  # a name in ``evalgemma.encode.backends.BACKENDS``
+    artifact_sha256: str = ""  # sha256 of the file a non-torch backend runs ("" for torch)
 
     @property
     def key(self) -> str:
-        """``v1-`` + 12 hex digits over the identity fields."""
-        return f"{KEY_VERSION}-" + short_hash({f: getattr(self, f) for f in WEIGHT_IDENTITY_FIELDS})
+        """``v1-`` + 12 hex digits over the identity fields (the backend fields only when not torch)."""
+        names = WEIGHT_IDENTITY_FIELDS + (BACKEND_IDENTITY_FIELDS if self.backend != TORCH_BACKEND else ())
+        return f"{KEY_VERSION}-" + short_hash({f: getattr(self, f) for f in names})
 
 
 @dataclass(frozen=True)
@@ -125,11 +138,14 @@ class VariantSpec:
 
     @property
     def label(self) -> str:
-        """Readable label, e.g. ``embeddinggemma-300m · bf16 · q4_0(qat) · 128d · int8``."""
+        """Readable label, e.g. ``embeddinggemma-300m · bf16 · q4_0(qat) · 128d · int8`` or
+        ``all-MiniLM-L6-v2 · onnx int8 · 384d`` (a non-torch backend is named, with its quantization)."""
         parts = [self.short_name]
         if self.weight.dtype != "float32":
             parts.append({"bfloat16": "bf16", "float16": "fp16"}[self.weight.dtype])
-        if self.weight.quant != "none":
+        if self.weight.backend != TORCH_BACKEND:
+            parts.append(self.weight.backend + (f" {self.weight.quant}" if self.weight.quant != "none" else ""))
+        elif self.weight.quant != "none":
             parts.append(f"{self.weight.quant}({self.weight.quant_source})")
         if self.prompts_disabled:
             parts.append("no-prompts")
@@ -156,5 +172,5 @@ class VariantSpec:
 def unclassified_fields() -> set[str]:
     """Dataclass fields that are neither identity nor runtime (must be empty)."""
     names = {f.name for f in fields(WeightSpec)} | {f.name for f in fields(VariantSpec)}
-    classified = set(WEIGHT_IDENTITY_FIELDS) | set(VARIANT_IDENTITY_FIELDS) | set(RUNTIME_FIELDS) | {"weight"}
+    classified = set(WEIGHT_IDENTITY_FIELDS) | set(BACKEND_IDENTITY_FIELDS) | set(VARIANT_IDENTITY_FIELDS) | set(RUNTIME_FIELDS) | {"weight"}
     return names - classified
