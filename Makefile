@@ -1,7 +1,8 @@
 # The two commands that do everything on a fresh machine (see README):
 #   make demo   - install if needed, run the smoke suite offline with the default offline model, print the leaderboard
-#   make test   - install if needed (with test tools), run the whole test suite
-.PHONY: demo test bench
+#   make test   - install if needed (with test tools), run the test suite (all but the tests marked slow)
+# make test-slow runs the slow ones (kills, Ray, multi-minute runs); .ci/run runs both.
+.PHONY: demo test test-slow bench
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
@@ -13,7 +14,11 @@ demo:
 
 test:
 	scripts/bootstrap.sh --test
-	.venv/bin/python -m pytest -q -p no:cacheprovider
+	.venv/bin/python -m pytest -q -p no:cacheprovider -m "not slow"
+
+test-slow:
+	scripts/bootstrap.sh --test
+	.venv/bin/python -m pytest -q -p no:cacheprovider -m slow
 
 bench:
 	scripts/bootstrap.sh --test

@@ -90,6 +90,7 @@ def _suite_file(path: Path, name: str, langs: list[str]) -> Path:
     return path
 
 
+@pytest.mark.slow  # encodes the XQuAD-format index and 1,190 queries per language (about 30 s each)
 def test_xtreme_language_sets_share_cells(tmp_path: Path, shared_data: Path, minilm_path: Path) -> None:
     data = shared_data / "xtreme_up_format_xquad"
     small = _suite_file(tmp_path / "small.toml", "xq-small", ["de", "es"])
@@ -121,6 +122,7 @@ def test_xtreme_language_sets_share_cells(tmp_path: Path, shared_data: Path, min
     assert by_unit.notna().sum() == 1
 
 
+@pytest.mark.slow  # encodes the XQuAD-format index and 1,190 queries per language (about 30 s each)
 def test_split_is_part_of_the_cell(tmp_path: Path, shared_data: Path, minilm_path: Path) -> None:
     """--split validation then test: different cells; the test-split suite is incomplete until test runs."""
     src = shared_data / "xtreme_up_format_xquad" / "retrieval_cross_lang"

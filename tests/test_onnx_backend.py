@@ -259,6 +259,7 @@ def test_quantized_parity(name: str, quant: str, models: dict[str, tuple[Path, i
 # ---------------------------------------------------------------- the content cache and broken artifacts
 
 
+@pytest.mark.slow  # two extra exports of the tiny model (about 20 s each); test_backends.py catches cut Dense heads fast
 def test_cache_hit_copy_and_changed_source(tiny_gemma: Path, cache: Path, tmp_path: Path, references: dict[str, Encoder],
                                            artifacts: dict[tuple[str, str], ob.OnnxArtifact], texts: list[str],
                                            monkeypatch: pytest.MonkeyPatch) -> None:
@@ -292,6 +293,7 @@ def test_cache_hit_copy_and_changed_source(tiny_gemma: Path, cache: Path, tmp_pa
     assert report.cosine_mean < 0.9
 
 
+@pytest.mark.slow  # two extra exports of the tiny model (about 20 s each); test_backends.py catches cut Dense heads fast
 def test_dense_heads_removed_is_caught(tiny_gemma: Path, cache: Path, tmp_path: Path, references: dict[str, Encoder], texts: list[str]) -> None:
     """Same output dim (32 → 128 → 32 heads dropped), unit norms: only parity shows it is wrong."""
     broken = tmp_path / "no-dense"

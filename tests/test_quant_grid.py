@@ -47,6 +47,7 @@ def scores(store: Path) -> dict[tuple[str, int, str], float]:
     return {(r.quant, int(r.dim), r.embed_dtype): float(r.main_score) for r in frame.itertuples()}
 
 
+@pytest.mark.slow  # the grid fixture runs STSBenchmark for 3 weight variants (about 2.5 min)
 def test_grid_is_complete_and_labelled(grid: tuple[Path, dict[str, set[str]]]) -> None:
     store, _ = grid
     frame = load_results(store).drop_duplicates("variant_key")
@@ -70,6 +71,7 @@ def test_grid_is_complete_and_labelled(grid: tuple[Path, dict[str, set[str]]]) -
     assert cal["n_vectors"] > 300 and len(cal["vectors_sha256"]) == 64
 
 
+@pytest.mark.slow  # the grid fixture runs STSBenchmark for 3 weight variants (about 2.5 min)
 def test_quantized_scores(grid: tuple[Path, dict[str, set[str]]]) -> None:
     store, _ = grid
     s = scores(store)
@@ -83,6 +85,7 @@ def test_quantized_scores(grid: tuple[Path, dict[str, set[str]]]) -> None:
     assert s[("none", 384, "int8")] != base and abs(s[("none", 384, "int8")] - base) < 0.02
 
 
+@pytest.mark.slow  # the grid fixture runs STSBenchmark for 3 weight variants (about 2.5 min)
 def test_compressed_vectors_reach_the_scorer(grid: tuple[Path, dict[str, set[str]]]) -> None:
     _, seen = grid
     # float views, int8 codes, and binary codes as ±1 (Hamming-equivalent under cosine).

@@ -67,6 +67,7 @@ def minilm_store(tmp_path_factory: pytest.TempPathFactory, hf_mirrors: Path) -> 
     return store
 
 
+@pytest.mark.slow  # shares the 90 s minilm_store fixture (test_exactness proves equality with plain mteb fast)
 def test_reproduces_published_scores(minilm_store: Path, shared_data: Path) -> None:
     frame = load_results(minilm_store)
     scores = frame.drop_duplicates("task").set_index("task")["main_score"]
@@ -104,6 +105,7 @@ def test_published_values_are_read_with_their_digits(shared_data: Path) -> None:
     assert_reproduces(0.8203246721851083, "0.820325", "control")
 
 
+@pytest.mark.slow  # shares the 90 s minilm_store fixture (test_exactness proves equality with plain mteb fast)
 def test_rows_are_tidy_and_complete(minilm_store: Path) -> None:
     frame = load_results(minilm_store)
     sts = frame[frame["task"] == "STSBenchmark"]
@@ -120,6 +122,7 @@ def test_rows_are_tidy_and_complete(minilm_store: Path) -> None:
     assert set(frame["task_type"]) == {"STS", "BitextMining", "Retrieval", "Classification"}
 
 
+@pytest.mark.slow  # shares the 90 s minilm_store fixture (test_exactness proves equality with plain mteb fast)
 def test_rerun_skips_everything(minilm_store: Path, hf_mirrors: Path) -> None:
     before = sorted(p.name for p in minilm_store.rglob("*.parquet"))
     for tasks, langs, n in ((("STSBenchmark", "MBPPRetrieval", "PoemSentimentClassification"), (), 3), (("Tatoeba",), ("deu", "fra", "afr"), 1)):

@@ -44,6 +44,7 @@ def xtreme_store(xquad_root: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     return store
 
 
+@pytest.mark.slow  # the module's xtreme_store run plus an independent re-encode (about 50 s)
 def test_rows_and_scores(xtreme_store: Path, xquad_root: Path, minilm_path: Path) -> None:
     frame = load_results(xtreme_store)
     full = frame[frame["dim"] == 384]
@@ -76,12 +77,14 @@ def test_rows_and_scores(xtreme_store: Path, xquad_root: Path, minilm_path: Path
     assert reciprocal_ranks(["a"], [["b", "a"]]).tolist() == [0.5]
 
 
+@pytest.mark.slow  # the module's xtreme_store run plus an independent re-encode (about 50 s)
 def test_truncated_dim_scores_lower(xtreme_store: Path) -> None:
     frame = load_results(xtreme_store)
     mrr = frame[frame["is_main"]].set_index("dim")["value"]
     assert mrr[128] < mrr[384]
 
 
+@pytest.mark.slow  # the module's xtreme_store run plus an independent re-encode (about 50 s)
 def test_leaderboard_shows_the_language(xtreme_store: Path) -> None:
     import pandas as pd
 
