@@ -4,7 +4,7 @@
   and the cells (variant, task, task version, split, subset) a run produces.
 * :class:`RuntimeOptions` change how the work is done, never what it computes (recorded as
   provenance: batch size, device, chunk sizes, paths, caching, progress).
-* :class:`ExecutorOptions` say where the units run (local, a shard of the plan, Ray workers).
+* :class:`ExecutorOptions` say where the units run (local, a shard of the plan, Ray workers, a Slurm job array).
 
 ``RunConfig.build(**flat)`` takes the flat keyword form (as the CLI has it) and sorts every field
 into its part; an unknown keyword is an error, so no field can go unclassified.
@@ -72,7 +72,11 @@ class ExecutorOptions:
     shard: tuple[int, int] | None = None  # (i, N), 0-based: run only shard i of N of the full plan
     ray_address: str | None = None
     gpus_per_unit: float | None = None  # Ray: GPUs per unit; None = 1 if the cluster has GPUs, else 0
-    max_retries: int = 2  # Ray: resubmissions of a unit whose worker died or raised unexpectedly
+    max_retries: int = 2  # Ray/Slurm: resubmissions of a unit whose worker died or raised unexpectedly
+    slurm_partition: str | None = None  # Slurm: the partition of the job array (None: the cluster's default)
+    slurm_time_min: int = 240  # Slurm: wall-time limit of one unit's job, minutes
+    slurm_folder: Path | None = None  # Slurm: submitit's job folder (scripts, logs, pickles); None: <store>/../slurm-jobs
+    slurm_cluster: str = "slurm"  # "slurm", or submitit's "local" (units as local processes) / "debug" (in this process), for tests
 
 
 _PARTS: dict[str, type] = {"variant": VariantOptions, "selection": TaskSelection, "runtime": RuntimeOptions, "executor": ExecutorOptions}

@@ -52,6 +52,7 @@ class Executor(Choice):
 
     LOCAL = "local"
     RAY = "ray"
+    SLURM = "slurm"
 
 
 # ---------------------------------------------------------------- shards
@@ -341,7 +342,6 @@ def execute_ray(
     """
     from evalgemma.errors import IncompleteRun
     from evalgemma.run.local import RunSummary, new_run_id
-    from evalgemma.run.persist import unit_rows, write_result
     from evalgemma.store.parquet import ensure_writable
 
     try:
@@ -405,19 +405,7 @@ def execute_ray(
                     failures.append((variant.label, unit.task.name, error))
                     emit("unit-failed", {"variant": variant.label, "task": unit.task.name, "error": error})
                 continue
-            variants = {v.key: v for v in unit.variants}
-            for variant_key, result, provenance in outcome.results:
-                rows = unit_rows(result, variants[variant_key], unit.task, {**provenance, "run_id": run_id, "suite": plan.suite_name})
-                path = write_result(config.runtime.store, rows)
-                written.append(path)
-                emit("unit-done", {
-                    "variant": variants[variant_key].label, "task": result.task, "main_score": result.main_score,
-                    "cells": len(result.cells), "expected_cells": len(unit.task.cells),
-                    "wall_s": result.wall_s, "path": path, "host": outcome.host, "attempt": attempt,
-                })
-            for label, task, error in outcome.failures:
-                failures.append((label, task, error))
-                emit("unit-failed", {"variant": label, "task": task, "error": error})
+            written.extend(persist_outcome(plan, unit, outcome, run_id, attempt, failures, emit))
     except BaseException:
         for ref in list(pending):  # interrupted or a store error: stop the units still running
             ray.cancel(ref, force=True)
@@ -430,6 +418,33 @@ def execute_ray(
         lines = "; ".join(f"{v} / {t}: {e}" for v, t, e in failures[:5])
         raise IncompleteRun(f"{len(failures)} unit(s) failed, {len(written)} stored: {lines}")
     return summary
+
+
+def persist_outcome(
+    plan: Plan, unit: ExecUnit, outcome: UnitOutcome, run_id: str, attempt: int,
+    failures: list[tuple[str, str, str]], emit: Callable[[str, dict[str, Any]], None],
+) -> list[Path]:
+    """Store a worker's results as the local executor does (the driver is the only writer); record its failures.
+
+    Every row gets this run's ``run_id`` and ``suite``; the other provenance (device, packages, timing) is the worker's.
+    """
+    from evalgemma.run.persist import unit_rows, write_result
+
+    written: list[Path] = []
+    variants = {v.key: v for v in unit.variants}
+    for variant_key, result, provenance in outcome.results:
+        rows = unit_rows(result, variants[variant_key], unit.task, {**provenance, "run_id": run_id, "suite": plan.suite_name})
+        path = write_result(plan.config.runtime.store, rows)
+        written.append(path)
+        emit("unit-done", {
+            "variant": variants[variant_key].label, "task": result.task, "main_score": result.main_score,
+            "cells": len(result.cells), "expected_cells": len(unit.task.cells),
+            "wall_s": result.wall_s, "path": path, "host": outcome.host, "attempt": attempt,
+        })
+    for label, task, error in outcome.failures:
+        failures.append((label, task, error))
+        emit("unit-failed", {"variant": label, "task": task, "error": error})
+    return written
 
 
 def _short_error(exc: BaseException) -> str:

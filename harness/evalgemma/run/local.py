@@ -71,6 +71,12 @@ def execute(plan: Plan, *, on_event: Event | None = None, encoder_hook: Callable
         if encoder_hook is not None:
             raise ValueError("encoder_hook needs the local executor (Ray workers load their own encoders)")
         return execute_ray(plan, on_event=on_event)
+    if Executor.parse(plan.config.executor.executor, "--executor") == Executor.SLURM:
+        if encoder_hook is not None:
+            raise ValueError("encoder_hook needs the local executor (Slurm jobs load their own encoders)")
+        from evalgemma.run.slurm import execute_slurm
+
+        return execute_slurm(plan, on_event=on_event)
     return execute_local(plan, on_event=on_event, encoder_hook=encoder_hook)
 
 

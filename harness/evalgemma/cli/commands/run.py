@@ -56,11 +56,17 @@ def run(
     trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Allow model repos to run their own code")] = False,
     allow_pickle_weights: Annotated[bool, typer.Option("--allow-pickle-weights", help="Allow pickle-based (.bin) weights")] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bars")] = False,
-    executor: Annotated[str, typer.Option(help="local | ray (one Ray task per (weight variant, task) unit; pip install 'evalgemma[ray]')")] = "local",
+    executor: Annotated[str, typer.Option(
+        help="local | ray (one Ray task per (weight variant, task) unit; pip install 'evalgemma[ray]') | slurm (one submitit job array; 'evalgemma[slurm]')"
+    )] = "local",
     shard: Annotated[str | None, typer.Option(help="Run only shard i of N (0-based) of the full plan: $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT")] = None,
     ray_address: Annotated[str | None, typer.Option(help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")] = None,
-    gpus_per_unit: Annotated[float | None, typer.Option(help="Ray: GPUs per unit (default: 1 if the cluster has GPUs, else 0)")] = None,
-    max_retries: Annotated[int, typer.Option(help="Ray: resubmissions of a unit whose worker died or raised unexpectedly")] = 2,
+    gpus_per_unit: Annotated[float | None, typer.Option(help="Ray/Slurm: GPUs per unit (Ray default: 1 if it has GPUs; Slurm: 1 on cuda)")] = None,
+    max_retries: Annotated[int, typer.Option(help="Ray/Slurm: resubmissions of a unit whose worker died or raised unexpectedly")] = 2,
+    slurm_partition: Annotated[str | None, typer.Option(help="Slurm: partition of the job array (default: the cluster's)")] = None,
+    slurm_time: Annotated[str, typer.Option(help="Slurm: wall time of one unit's job (minutes, H:MM:SS or D-HH:MM:SS)")] = "240",
+    slurm_folder: Annotated[Path | None, typer.Option(help="Slurm: submitit's job folder (scripts, logs; default: <store>/../slurm-jobs)")] = None,
+    slurm_cluster: Annotated[str, typer.Option(help="Slurm: slurm, or submitit's local (units as local processes, to try a run) | debug")] = "slurm",
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the plan (cells, texts to encode, est. time) and exit; nothing is evaluated or written")
     ] = False,
@@ -113,6 +119,10 @@ def run(
         ray_address=ray_address,
         gpus_per_unit=gpus_per_unit,
         max_retries=max_retries,
+        slurm_partition=slurm_partition,
+        slurm_time_min=_slurm_time(slurm_time),
+        slurm_folder=slurm_folder,
+        slurm_cluster=_slurm_cluster(slurm_cluster),
     )
     if dry_run:
         from evalgemma.cli.commands.plan import show_plan
@@ -122,6 +132,21 @@ def run(
     from evalgemma.cli.console import run_with_console
 
     run_with_console(config)
+
+
+def _slurm_time(value: str) -> int:
+    from evalgemma.run.slurm import parse_slurm_time
+
+    return parse_slurm_time(value)
+
+
+def _slurm_cluster(value: str) -> str:
+    from evalgemma.errors import unknown_name
+    from evalgemma.run.slurm import CLUSTERS
+
+    if value not in CLUSTERS:
+        raise unknown_name("Slurm cluster", value, CLUSTERS, where="--slurm-cluster")
+    return value
 
 
 def _executor(value: str) -> str:
