@@ -211,6 +211,7 @@ def test_quantized_within_stated_bounds(minilm_path: Path, minilm_f32: object, c
 # ---------------------------------------------------------------- crashes and bad input
 
 
+@pytest.mark.slow  # converts a second tiny model (~20 s on 2 busy cores)
 def test_native_abort_is_a_clear_error(tmp_path: Path, shared_data: Path, cache: Path) -> None:
     """The tests' usual 2-layer tiny model converts, but llama.cpp aborts on it (GGML_ASSERT → SIGABRT) in the
     worker: a DataError with llama.cpp's message, and this process goes on."""
