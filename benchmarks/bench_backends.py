@@ -177,7 +177,7 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, default=None)
     parser.add_argument("--backends", default="onnx,gguf", help="non-torch runtimes to compare: onnx, gguf")
     parser.add_argument("--gguf-quants", default="none,bf16,q8_0,q4_0")
-    parser.add_argument("--gguf-n-batch", type=int, default=2048, help="tokens per llama.cpp decode call")
+    parser.add_argument("--gguf-n-batch", type=int, default=512, help="tokens per llama.cpp decode call")
     args = parser.parse_args()
 
     import torch

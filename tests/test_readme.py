@@ -41,6 +41,10 @@ SKIPPED: dict[str, str] = {
         "STSBenchmark is downloaded from the Hub; tests/test_backends.py runs this sweep on the offline mirror (tiny model, -m slow)",
     "evalgemma parity --model minilm --backend onnx --quant int8 --junit parity.xml --store results/store":
         "exports MiniLM into the user cache (~20 s); tests/test_backends.py runs the same command with --artifact-dir",
+    "evalgemma run --model minilm --tasks STSBenchmark --backend torch,gguf --quant none,q8_0":
+        "STSBenchmark is downloaded from the Hub; tests/test_gguf_backend.py runs this sweep on the offline mirror (-m slow)",
+    "evalgemma parity --model path/to/embeddinggemma-300m --backend gguf --quant q8_0 --junit parity.xml":
+        "the real EmbeddingGemma is not here; tests/test_gguf_backend.py runs parity on the tiny model (-m slow)",
 }
 
 _EXIT = re.compile(r"\(exit (\d+)\)\s*$")

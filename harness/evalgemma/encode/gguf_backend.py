@@ -78,7 +78,7 @@ INSTALL_HINT = (f"pip install -c constraints.txt -e '.[gguf]' (llama-cpp-python=
 #: Packages whose version changes the converted file (the converter imports torch/transformers/sentencepiece).
 _VERSIONED = ("torch", "transformers", "sentencepiece", "safetensors", "numpy")
 #: Tokens per llama.cpp decode call (the batch every sequence of a call is packed into).
-DEFAULT_N_BATCH = 2048
+DEFAULT_N_BATCH = 512
 _GGUF_MAGIC = b"GGUF"
 _CONVERTER_FILES = ("convert_hf_to_gguf.py", "conversion/", "gguf-py/gguf/", "gguf-py/pyproject.toml", "LICENSE")
 
