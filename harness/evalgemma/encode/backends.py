@@ -9,9 +9,9 @@ encodes from an artifact file (whose sha256 then joins the variant identity), an
   (an ONNX directory), or None when ``path`` is not one;
 * ``load(request)`` — an ``Encoder`` (the one class every task uses) and what the weights are.
 
-Adding a runtime (e.g. ``gguf``: none, q8_0, q4_0) is one entry here plus its loader module; plan,
+Adding a runtime (as ``gguf``: none, bf16, q8_0, q4_0) is one entry here plus its loader module; plan,
 run, store, cache, views and ``evalgemma parity`` read everything else from the entry. Heavy
-imports (torch, onnxruntime) happen only inside the hooks.
+imports (torch, onnxruntime, llama_cpp) happen only inside the hooks.
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ def _onnx_reference(art: Any, given: Path) -> str | None:
     return None
 
 
-def _local_source(model: ResolvedModel) -> Path:
+def _local_source(model: ResolvedModel, backend: str = "onnx") -> Path:
     """The local directory of ``model`` (a hub model: its snapshot in the HF cache, downloaded when online)."""
     if model.is_local:
         return Path(model.load_path)
@@ -161,7 +161,7 @@ def _local_source(model: ResolvedModel) -> Path:
     try:
         return Path(snapshot_download(repo_id=model.model_id, revision=model.revision))
     except Exception as exc:  # network and cache errors come in many types
-        raise DataError(f"--backend onnx: the export needs {model.model_id}@{model.revision[:12]} on disk ({type(exc).__name__}: {exc})") from exc
+        raise DataError(f"--backend {backend}: the export needs {model.model_id}@{model.revision[:12]} on disk ({type(exc).__name__}: {exc})") from exc
 
 
 def _describe_onnx(path: Path) -> ResolvedModel | None:
@@ -200,6 +200,72 @@ def _load_onnx(request: LoadRequest) -> Loaded:
     return Loaded(encoder, {"weight_bytes": int(found.file_bytes), "quant_tensors": "[]"}, found)
 
 
+# ---------------------------------------------------------------- gguf (llama.cpp)
+
+
+def _gguf_cache(request: LoadRequest) -> Path:
+    from evalgemma.encode import gguf_backend as gb
+
+    return request.artifact_dir or gb.default_gguf_cache_dir()
+
+
+def _gguf_artifact(request: LoadRequest, build: bool) -> Artifact | None:
+    from evalgemma.encode import gguf_backend as gb
+
+    model, quant = request.model, request.weight.quant
+    given = gb.given_gguf(Path(model.load_path)) if model.is_local else None
+    if given is not None:
+        art = gb.open_gguf(given, quant, cache_dir=_gguf_cache(request))
+        folder = gb.st_folder(given)
+        source = art.manifest.get("source") if art.manifest else None
+        reference = str(folder) if folder is not None else (str(source) if source and (Path(source) / "modules.json").is_file() else None)
+    else:
+        source_dir = _local_source(model, "gguf")
+        found = gb.convert_gguf(source_dir, _gguf_cache(request), quant, build=build)
+        if found is None:
+            return None
+        art, reference = found, str(source_dir)
+    return Artifact("gguf", art.quant, art.sha256, art.path, reference, art.file_bytes, art.origin, art)
+
+
+def _describe_gguf(path: Path) -> ResolvedModel | None:
+    """A ``--model`` that is a ``.gguf`` file: described by the sentence-transformers folder beside it, else by the file."""
+    from evalgemma.encode import gguf_backend as gb
+    from evalgemma.encode.models import describe_local
+
+    file = gb.given_gguf(path)
+    if file is None:
+        return None
+    if not file.is_file():
+        raise ConfigError(f"--model {path}: no such GGUF file")
+    folder = gb.st_folder(file)
+    resolved = str(file.resolve())
+    revision = "sha256:" + gb.file_sha256(file)[:16]
+    if folder is not None:
+        described = describe_local(folder)
+        return replace(described, model_id=resolved, load_path=resolved, revision=revision, is_local=True)
+    info = gb.inspect_gguf(file)  # nothing beside it to describe it: llama.cpp does (a bad file is a DataError here)
+    arch = str(info["metadata"].get("general.architecture", ""))
+    return ResolvedModel(resolved, resolved, revision, file.stem, {}, "gemma3_text" if arch.startswith("gemma") else arch, int(info["n_embd"]),
+                         (), None, True)
+
+
+def _load_gguf(request: LoadRequest) -> Loaded:
+    from evalgemma.encode import gguf_backend as gb
+    from evalgemma.encode.onnx_backend import st_prompts
+
+    found = _gguf_artifact(request, True)
+    assert found is not None
+    if request.weight.artifact_sha256 and found.sha256 != request.weight.artifact_sha256:
+        raise DataError(f"{found.path}: its sha256 {found.sha256[:16]} is not the {request.weight.artifact_sha256[:16]} the plan recorded "
+                        "(the file changed during the run); rerun")
+    default_name = st_prompts(Path(found.reference))[1] if found.reference else None
+    encoder = gb.gguf_encoder(found.handle, request.weight.key, max_seq_length=request.weight.max_seq_length, prompts=request.model.prompts,
+                              default_prompt_name=default_name, batch_size=request.batch_size, threads=request.threads,
+                              disk_cache=request.disk_cache, show_progress=request.show_progress)
+    return Loaded(encoder, {"weight_bytes": int(found.file_bytes), "quant_tensors": "[]"}, found)
+
+
 # ---------------------------------------------------------------- the registry
 
 
@@ -212,11 +278,13 @@ def _register(*entries: Backend) -> dict[str, Backend]:
     return out
 
 
-#: Every backend, by ``--backend`` name. (``gguf``: none, q8_0, q4_0 — added with its loader.)
+#: Every backend, by ``--backend`` name.
 BACKENDS: dict[str, Backend] = _register(
     Backend(TORCH_BACKEND, ("none", "q8_0", "q4_0", "mixed"), "sentence-transformers in PyTorch; --quant simulates the GGML formats", _load_torch),
     Backend("onnx", ("none", "int8", "q4"), "the whole pipeline exported to ONNX, run by ONNX Runtime (int8 dynamic, q4 MatMulNBits)",
             _load_onnx, _onnx_artifact, _describe_onnx),
+    Backend("gguf", ("none", "bf16", "q8_0", "q4_0"), "llama.cpp (llama-cpp-python) on a GGUF made by llama.cpp's converter and quantizer",
+            _load_gguf, _gguf_artifact, _describe_gguf),
 )
 
 

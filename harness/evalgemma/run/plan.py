@@ -153,6 +153,8 @@ def resolve_run_model(config: RunConfig) -> ResolvedModel:
             return described
         if path.suffix == ".onnx" or (path.is_dir() and not (path / "modules.json").exists() and any(path.rglob("*.onnx"))):
             raise ConfigError(f"--model {opts.model}: an ONNX model; the {','.join(opts.backends)} backend cannot run it (use --backend onnx)")
+        if path.suffix == ".gguf":
+            raise ConfigError(f"--model {opts.model}: a GGUF model; the {','.join(opts.backends)} backend cannot run it (use --backend gguf)")
     return resolve_model(opts.model, opts.revision)
 
 

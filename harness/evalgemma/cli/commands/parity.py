@@ -11,11 +11,11 @@ from evalgemma.cli.quiet import disable_progress_bars
 
 
 def parity(
-    model: Annotated[str, typer.Option(help="Short name, HF id, model directory, or an ONNX model (a folder with model.onnx)")] = "google/embeddinggemma-300m",
-    backend: Annotated[str, typer.Option(help="The backend to check: onnx | torch")] = "onnx",
-    quant: Annotated[str, typer.Option(help="Its quantization (onnx: none | int8 | q4; torch: none)")] = "none",
+    model: Annotated[str, typer.Option(help="Short name, HF id, model directory, ONNX model folder or .gguf file")] = "google/embeddinggemma-300m",
+    backend: Annotated[str, typer.Option(help="The backend to check: onnx | gguf | torch")] = "onnx",
+    quant: Annotated[str, typer.Option(help="Its quantization (onnx: none | int8 | q4; gguf: none | bf16 | q8_0 | q4_0; torch: none)")] = "none",
     thresholds: Annotated[Path | None, typer.Option(help="Bounds per backend and quantization (default: tasks/parity_thresholds.toml)")] = None,
-    reference: Annotated[str | None, typer.Option(help="The torch model to compare with (default: --model, or the directory beside a given .onnx)")] = None,
+    reference: Annotated[str | None, typer.Option(help="The torch model to compare with (default: --model, or the folder beside a given .onnx/.gguf)")] = None,
     junit: Annotated[Path | None, typer.Option("--junit", help="Also write JUnit XML here (one testcase per bound)")] = None,
     store: Annotated[Path | None, typer.Option(help="Store the figures as a unit (task Parity) in this results store")] = None,
     max_seq_length: Annotated[int | None, typer.Option(help="Max tokens (default as for `run`)")] = None,

@@ -44,9 +44,10 @@ def run(
     offline: Annotated[bool, typer.Option("--offline", help="Never touch the network; a missing dataset or model is an error")] = False,
     run_name: Annotated[str, typer.Option(help="A name recorded in the run id")] = "",
     force: Annotated[bool, typer.Option("--force", help="Re-evaluate stored units (adds rows; never overwrites)")] = False,
-    quant: Annotated[str, typer.Option(help="Weight quantization (comma-separated = sweep); torch: none|q8_0|q4_0|mixed; onnx: none|int8|q4")] = "none",
-    backend: Annotated[str, typer.Option(help="Runtime that computes the vectors: torch | onnx (comma-separated = sweep); see `evalgemma parity`")] = "torch",
-    artifact_dir: Annotated[Path | None, typer.Option(help="Where exported backend artifacts (.onnx) are cached (default: the user cache dir)")] = None,
+    quant: Annotated[str, typer.Option(
+        help="Weight quantization, comma = sweep (torch none|q8_0|q4_0|mixed; onnx none|int8|q4; gguf none|bf16|q8_0|q4_0)")] = "none",
+    backend: Annotated[str, typer.Option(help="Runtime that computes the vectors: torch | onnx | gguf (comma = sweep); see `evalgemma parity`")] = "torch",
+    artifact_dir: Annotated[Path | None, typer.Option(help="Where exported backend artifacts (.onnx, .gguf) are cached (default: the user cache dir)")] = None,
     quant_source: Annotated[str | None, typer.Option(help="qat (QAT checkpoint, default for EmbeddingGemma) | ptq")] = None,
     embed_dtype: Annotated[str, typer.Option(help="Embedding dtype(s): float32 | int8 | uint8 | binary | ubinary")] = "float32",
     split: Annotated[str | None, typer.Option(help="XTREME-UP split: test | validation (default: the suite's, test)")] = None,
