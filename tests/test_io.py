@@ -103,6 +103,8 @@ _WRITERS = {"write_text", "write_bytes", "mkstemp", "NamedTemporaryFile", "touch
 _OS_WRITERS = {"replace", "rename", "link"}
 _ALLOWED = {
     ("evalgemma/store/parquet.py", "mkstemp"): "ensure_writable's probe: written, fsynced and deleted at once, never a result",
+    ("evalgemma/encode/gguf_backend.py", "replace"): "publishes the extracted converter folder: a directory, renamed once complete",
+    ("evalgemma/encode/gguf_worker.py", "fdopen"): "the worker's protocol channel is its original stdout pipe, not a file",
 }
 
 

@@ -205,7 +205,7 @@ def converter_dir() -> tuple[Path, dict[str, str]]:
 
             gguf_py = str(tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {}).get("version", "unknown"))
         identity = {"llama_cpp_python": LLAMA_CPP_VERSION, "sdist_sha256": digest, "gguf_py": gguf_py}
-        (tmp / "evalgemma_source.json").write_text(json.dumps(identity, sort_keys=True) + "\n", encoding="utf-8")
+        atomic_write(tmp / "evalgemma_source.json", json.dumps(identity, sort_keys=True) + "\n")
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
