@@ -41,6 +41,8 @@ SKIPPED: dict[str, str] = {
         "STSBenchmark is downloaded from the Hub; tests/test_backends.py runs this sweep on the offline mirror (tiny model, -m slow)",
     "evalgemma parity --model minilm --backend onnx --quant int8 --junit parity.xml --store results/store":
         "exports MiniLM into the user cache (~20 s); tests/test_backends.py runs the same command with --artifact-dir",
+    "evalgemma parity --model DIR/embeddinggemma-300m --backend onnx --quant none --artifact-dir artifacts --junit parity.xml --store results/store":
+        "the real EmbeddingGemma is not here (1.15 GB; never in tests); tests/test_backends.py runs parity on MiniLM",
     "evalgemma import --from-mteb mteb-results --store results/imported":
         "reads the folder the export example writes (each example runs in a fresh folder); tests/test_interop.py runs the round trip",
     "evalgemma run --suite mteb-eng-v2 --dim 768,128 --device cuda --executor slurm --slurm-partition gpu --gpus-per-unit 1 --slurm-time 6:00:00":

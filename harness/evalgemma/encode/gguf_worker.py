@@ -3,7 +3,8 @@
 llama.cpp stops the whole process on an internal check (``GGML_ASSERT`` → ``abort()``), e.g. on
 some small model shapes or a damaged file. It therefore never runs in evalgemma's own process:
 ``gguf_backend.GgufWorker`` starts this module, talks to it over its stdin/stdout (length-prefixed
-pickles of plain dicts, lists and numpy arrays), and turns a dead worker into a ``DataError``
+frames: a JSON message, numpy arrays carried beside it as raw little-endian bytes, never pickles),
+and turns a dead worker into a ``DataError``
 carrying the last lines llama.cpp wrote to stderr.
 
 Requests (``{"op": ...}``) and their answers:
@@ -20,8 +21,8 @@ Only numpy and llama_cpp are imported here (no evalgemma module), so the worker 
 from __future__ import annotations
 
 import ctypes
+import json
 import os
-import pickle
 import struct
 import sys
 from typing import Any, BinaryIO
@@ -30,22 +31,65 @@ _LEVELS_KEPT = (2, 3)  # GGML_LOG_LEVEL_WARN, GGML_LOG_LEVEL_ERROR: written to s
 _last_level = 0
 
 
+def _encode(message: Any, blobs: list[bytes]) -> Any:
+    """``message`` with each numpy array replaced by a reference to its bytes in ``blobs``."""
+    if hasattr(message, "dtype") and hasattr(message, "tobytes"):
+        if getattr(message, "shape", ()) == ():
+            return message.item()  # a numpy scalar
+        blobs.append(message.astype(message.dtype.newbyteorder("<"), copy=False).tobytes(order="C"))
+        return {"__ndarray__": len(blobs) - 1, "dtype": message.dtype.newbyteorder("<").str, "shape": list(message.shape)}
+    if isinstance(message, dict):
+        return {str(k): _encode(v, blobs) for k, v in message.items()}
+    if isinstance(message, (list, tuple)):
+        return [_encode(v, blobs) for v in message]
+    return message
+
+
+def _decode(message: Any, blobs: list[bytes]) -> Any:
+    if isinstance(message, dict):
+        if "__ndarray__" in message:
+            import numpy as np
+
+            return np.frombuffer(blobs[message["__ndarray__"]], dtype=np.dtype(message["dtype"])).reshape(message["shape"]).copy()
+        return {k: _decode(v, blobs) for k, v in message.items()}
+    if isinstance(message, list):
+        return [_decode(v, blobs) for v in message]
+    return message
+
+
 def send(stream: BinaryIO, message: Any) -> None:
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(struct.pack("<Q", len(data)) + data)
+    """One frame: ``<Q>`` JSON length, the JSON, ``<Q>`` array count, then ``<Q>`` length + bytes per array."""
+    blobs: list[bytes] = []
+    head = json.dumps(_encode(message, blobs), ensure_ascii=False).encode("utf-8")
+    parts = [struct.pack("<Q", len(head)), head, struct.pack("<Q", len(blobs))]
+    for blob in blobs:
+        parts += [struct.pack("<Q", len(blob)), blob]
+    stream.write(b"".join(parts))
     stream.flush()
+
+
+def _read(stream: BinaryIO, size: int) -> bytes | None:
+    data = stream.read(size)
+    return data if len(data) == size else None
 
 
 def receive(stream: BinaryIO) -> Any:
     """The next message, or None at end of stream (the other side is gone)."""
-    head = stream.read(8)
-    if len(head) < 8:
+    head = _read(stream, 8)
+    if head is None:
         return None
-    (size,) = struct.unpack("<Q", head)
-    data = stream.read(size)
-    if len(data) < size:
+    body = _read(stream, struct.unpack("<Q", head)[0])
+    count = _read(stream, 8) if body is not None else None
+    if body is None or count is None:
         return None
-    return pickle.loads(data)
+    blobs: list[bytes] = []
+    for _ in range(struct.unpack("<Q", count)[0]):
+        size = _read(stream, 8)
+        blob = _read(stream, struct.unpack("<Q", size)[0]) if size is not None else None
+        if blob is None:
+            return None
+        blobs.append(blob)
+    return _decode(json.loads(body.decode("utf-8")), blobs)
 
 
 class _Runtime:
