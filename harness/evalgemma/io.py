@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable
@@ -74,6 +75,15 @@ def atomic_write(
         raise
     fsync_dir(target.parent)
     return target
+
+
+def file_sha256(path: Path | str) -> str:
+    """sha256 (64 hex digits) of one file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def atomic_write_by(path: Path | str, write: Callable[[Path], object], *, mode: int = 0o644) -> Path:

@@ -24,6 +24,7 @@ from typing import Any
 
 from evalgemma.encode.models import ResolvedModel
 from evalgemma.errors import ConfigError, DataError, unknown_name
+from evalgemma.io import file_sha256
 from evalgemma.variants.spec import TORCH_BACKEND, WeightSpec
 
 
@@ -240,7 +241,7 @@ def _describe_gguf(path: Path) -> ResolvedModel | None:
         raise ConfigError(f"--model {path}: no such GGUF file")
     folder = gb.st_folder(file)
     resolved = str(file.resolve())
-    revision = "sha256:" + gb.file_sha256(file)[:16]
+    revision = "sha256:" + file_sha256(file)[:16]
     if folder is not None:
         described = describe_local(folder)
         return replace(described, model_id=resolved, load_path=resolved, revision=revision, is_local=True)

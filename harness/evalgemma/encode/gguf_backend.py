@@ -55,7 +55,7 @@ from typing import Any, Literal
 import numpy as np
 
 from evalgemma.errors import ConfigError, DataError, unknown_name
-from evalgemma.io import atomic_write, atomic_write_by
+from evalgemma.io import atomic_write, atomic_write_by, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -113,14 +113,6 @@ def parse_gguf_quant(value: str) -> GgufQuant:
     if value not in GGUF_QUANTS:
         raise unknown_name("GGUF quantization", value, GGUF_QUANTS, where="--quant")
     return value
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _versions() -> dict[str, str]:

@@ -46,7 +46,7 @@ from typing import Any, Literal
 import numpy as np
 
 from evalgemma.errors import ConfigError, DataError, unknown_name
-from evalgemma.io import atomic_write, atomic_write_by
+from evalgemma.io import atomic_write, atomic_write_by, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -140,15 +140,6 @@ def parse_onnx_quant(value: str) -> OnnxQuant:
     if value not in ONNX_QUANTS:
         raise unknown_name("ONNX quantization", value, ONNX_QUANTS, where="--quant")
     return value
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 (64 hex digits) of one file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _versions() -> dict[str, str]:
