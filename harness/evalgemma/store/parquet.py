@@ -1,7 +1,9 @@
 """The Parquet results store: atomic append of finished units, integrity-checked reads.
 
 Layout: ``<store>/<variant_key>/<task>/<unit_id>.parquet``, one file per finished unit (some or
-all cells of one (variant, task)). The store only grows: nothing here deletes or rewrites a file.
+all cells of one (variant, task)). Side tables live in folders that start with ``_`` (variant keys
+never do): ``_samples/`` (per-sample scores of a unit, ``evalgemma.store.samples``) and ``_bench/``
+(measured cost of a variant, ``evalgemma.store.bench``); the results scan skips them. The store only grows: nothing here deletes or rewrites a file.
 Readers take, for every *cell* (variant, task, task version, split, subset), the rows of its newest
 finished run by the recorded ``finished_at`` (never mtime).
 
@@ -27,6 +29,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+#: Top-level folders of a store that hold side tables, not result units (see the module docstring).
+SIDE_TABLES: tuple[str, ...] = ("_samples", "_bench")
 
 #: The columns that identify a cell (with ``variant_key``); ``newest_runs`` keeps one run per cell.
 CELL_COLUMNS: tuple[str, ...] = ("variant_key", "task", "task_version", "split", "hf_subset")
@@ -126,7 +131,10 @@ def _store_files(store: Path) -> list[Path]:
     if not store.is_dir():
         raise StoreError(f"--store {store}: not a directory")
     out = []
+    side = {store / name for name in SIDE_TABLES}
     for path in store.rglob("*.parquet"):
+        if side.intersection(path.parents):
+            continue
         # is_file: a *folder* named "*.parquet" (e.g. a task called "X.parquet") would otherwise be
         # read by pyarrow as a dataset of every unit inside it, duplicating their rows.
         if path.name.startswith(TMP_PREFIX) or path.is_symlink() or not path.is_file():
