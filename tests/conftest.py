@@ -115,3 +115,50 @@ def smoke_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
         plan = plan_run(RunConfig.build(model="minilm", suite="smoke", dims=(384, 32), store=store, device="cpu", show_progress=False))
     execute(plan)
     return store
+
+
+def samples_reaggregate(store: Path) -> list[tuple[str, str, str, str, float, float]]:
+    """(task, subset, statistic, metric, stored, recomputed) for every cell with per-sample scores.
+
+    ``recomputed`` is the cell's main score from its samples by mteb's own formula, computed here
+    independently of ``evalgemma.store.samples.cell_statistic``: retrieval means as pytrec-based mteb
+    does (``round(sum(per-query in mteb's order) / n, 5)``; MRR unrounded), XTREME-UP's official
+    left-to-right sum, spearmanr, sklearn's AP and weighted F1, np.mean of experiments/levels.
+    """
+    import numpy as np
+    import pyarrow.parquet as pq
+    from scipy.stats import spearmanr
+    from sklearn.metrics import average_precision_score, f1_score
+
+    from evalgemma.store.parquet import load_results
+
+    results = load_results(store)
+    main = results[results["is_main"]]
+    out = []
+    for path in sorted((store / "_samples").rglob("*.parquet")):
+        frame = pq.read_table(path).to_pandas()
+        unit_id = str(frame["unit_id"].iloc[0])
+        for (split, subset), cell in frame.groupby(["split", "hf_subset"], sort=False, observed=True):
+            rows = main[(main["unit_id"] == unit_id) & (main["split"] == split) & (main["hf_subset"] == subset)]
+            assert len(rows) == 1, (path, split, subset)
+            stored = float(rows["value"].iloc[0])
+            f = {str(k): g["value"].to_numpy() for k, g in cell.groupby("field", sort=False, observed=True)}  # file order
+            statistic, metric, task = str(cell["statistic"].iloc[0]), str(cell["metric"].iloc[0]), str(cell["task"].iloc[0])
+            if statistic == "mean" and task.startswith("xtreme-up"):
+                total = 0.0
+                for x in f["score"].tolist():
+                    total += x
+                value = total / len(f["score"])
+            elif statistic == "mean" and rows["task_type"].iloc[0] in ("Retrieval", "Reranking") and not metric.startswith("mrr"):
+                value = round(sum(f["score"].tolist()) / len(f["score"]), 5)
+            elif statistic == "mean":
+                value = float(np.mean(f["score"]))
+            elif statistic == "spearman":
+                value = float(spearmanr(f["gold"], f["score"])[0])
+            elif statistic == "max_ap":
+                signs = {"similarity": 1, "cosine": 1, "manhattan": -1, "euclidean": -1, "dot": 1}
+                value = max(float(average_precision_score(f["gold"].astype(int), f[k] * s)) for k, s in signs.items() if k in f)
+            else:
+                value = float(f1_score(f["gold"].astype(int), f["pred"].astype(int), average="weighted", zero_division=0))
+            out.append((task, str(subset), statistic, metric, stored, value))
+    return out

@@ -134,3 +134,15 @@ def test_rerun_skips_everything(minilm_store: Path, hf_mirrors: Path) -> None:
         summary = execute(plan)
         assert summary.written == [] and summary.skipped == n
     assert sorted(p.name for p in minilm_store.rglob("*.parquet")) == before
+
+
+@pytest.mark.slow  # shares the 90 s minilm_store fixture
+def test_per_sample_scores_give_back_each_real_task_score(minilm_store: Path) -> None:
+    from conftest import samples_reaggregate
+
+    cells = samples_reaggregate(minilm_store)
+    # STS per pair, retrieval per query (nDCG@10), bitext per sentence (weighted F1), classification per experiment
+    assert {c[0] for c in cells} == {"STSBenchmark", "MBPPRetrieval", "Tatoeba", "PoemSentimentClassification"}
+    assert {c[2] for c in cells} == {"spearman", "mean", "weighted_f1"}
+    bad = [c for c in cells if c[4] != c[5]]
+    assert not bad, bad

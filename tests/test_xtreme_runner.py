@@ -144,3 +144,12 @@ def test_bad_data_fails_before_loading_the_model(tmp_path: Path, xquad_root: Pat
         execute(plan, on_event=lambda kind, data: loaded.append(kind))
     assert loaded == []
     assert not store.exists() or not any(store.rglob("*.parquet"))
+
+
+@pytest.mark.slow  # the module's xtreme_store run
+def test_per_query_reciprocal_ranks_give_back_mrr(xtreme_store: Path) -> None:
+    from conftest import samples_reaggregate
+
+    cells = samples_reaggregate(xtreme_store)
+    assert len(cells) == 2 and {c[1] for c in cells} == {"de"}  # two dims, one language
+    assert all(c[4] == c[5] for c in cells), cells

@@ -14,7 +14,10 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from evalgemma.store.samples import CellSamples
 
 
 @dataclass(frozen=True, order=True)
@@ -99,7 +102,8 @@ class UnitResult:
 
     ``rows`` hold the per-cell columns (``hf_subset, split, languages, metric, value, is_main`` and
     optionally ``n_samples``); ``fields`` the per-unit columns (``task_version``, ``data_revision``,
-    ``data_sha256``, ``prompts``, ``extra``, ``n_samples``). ``main_score`` is the task's score
+    ``data_sha256``, ``prompts``, ``extra``, ``n_samples``); ``samples`` the per-sample scores of the
+    cells whose type defines them (``evalgemma.store.samples``). ``main_score`` is the task's score
     (mteb's flat mean over cells) only when ``cells`` are all the cells the suite expects.
     """
 
@@ -116,3 +120,4 @@ class UnitResult:
     texts_encoded: int = 0
     encode_seconds: float = 0.0
     extra: Mapping[str, Any] = field(default_factory=dict)
+    samples: tuple[CellSamples, ...] = ()

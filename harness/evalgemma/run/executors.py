@@ -434,7 +434,7 @@ def persist_outcome(
     variants = {v.key: v for v in unit.variants}
     for variant_key, result, provenance in outcome.results:
         rows = unit_rows(result, variants[variant_key], unit.task, {**provenance, "run_id": run_id, "suite": plan.suite_name})
-        path = write_result(plan.config.runtime.store, rows)
+        path = write_result(plan.config.runtime.store, rows, result.samples)
         written.append(path)
         emit("unit-done", {
             "variant": variants[variant_key].label, "task": result.task, "main_score": result.main_score,

@@ -96,7 +96,7 @@ def execute_local(plan: Plan, *, on_event: Event | None = None, encoder_hook: Ca
     ensure_writable(plan.config.runtime.store)
     stats: dict[str, int | float] = {}
     for item in evaluate_plan(plan, run_id, emit, failures, stats, encoder_hook=encoder_hook):
-        path = write_result(plan.config.runtime.store, unit_rows(item.result, item.variant, item.unit.task, item.provenance))
+        path = write_result(plan.config.runtime.store, unit_rows(item.result, item.variant, item.unit.task, item.provenance), item.result.samples)
         written.append(path)
         emit("unit-done", _done_event(item, path))
     summary = RunSummary(run_id, written, failures, skipped, time.perf_counter() - started, stats)

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from evalgemma.benchmarks.base import BenchTask, UnitResult
+from evalgemma.store.samples import CellSamples
 from evalgemma.variants.spec import VariantSpec
 
 #: Identity columns copied from ``VariantSpec.identity()`` into every row.
@@ -48,8 +49,20 @@ def unit_rows(result: UnitResult, variant: VariantSpec, task: BenchTask, provena
     return [{**common, **r} for r in result.rows]
 
 
-def write_result(store: Path, rows: list[dict[str, Any]]) -> Path:
-    """Append one unit's rows to the store atomically (see ``evalgemma.store.parquet.write_unit``)."""
-    from evalgemma.store.parquet import write_unit
+def write_result(store: Path, rows: list[dict[str, Any]], samples: Sequence[CellSamples] = ()) -> Path:
+    """Append one unit's rows to the store atomically (see ``evalgemma.store.parquet.write_unit``).
 
+    The unit's per-sample scores (``evalgemma.store.samples``) are written first, under the unit's
+    id: a unit file on disk always has its samples beside it; a crash in between leaves only an
+    orphan samples file, which no results row points to.
+    """
+    from evalgemma.store.parquet import new_unit_id, write_unit
+    from evalgemma.store.samples import write_samples
+
+    if rows and samples:
+        first = rows[0]
+        unit_id = first.get("unit_id") or new_unit_id(str(first["task"]), str(first.get("finished_at", "")))
+        rows = [{**r, "unit_id": unit_id} for r in rows]
+        write_samples(store, unit_id=unit_id, variant_key=str(first["variant_key"]), task=str(first["task"]),
+                      task_version=str(first.get("task_version", "")), cells=samples)
     return write_unit(store, rows)

@@ -16,6 +16,7 @@ from typing import Any
 
 from evalgemma.benchmarks.base import BenchTask, Cell, EvalContext, UnitResult, cells_sha256
 from evalgemma.errors import ConfigError
+from evalgemma.store.samples import CellSamples
 
 
 def task_cells(task: Any) -> tuple[Cell, ...]:
@@ -99,6 +100,7 @@ def evaluate(task: BenchTask, cells: Sequence[Cell], encoder: Any, variant: Any,
     import mteb
 
     from evalgemma.benchmarks.mteb.adapter import MtebView, describe_prompts, task_result_rows
+    from evalgemma.benchmarks.mteb.samples import SampleCapture, from_task_result
     from evalgemma.provenance import utc_now
     from evalgemma.variants.views import make_view
 
@@ -112,6 +114,9 @@ def evaluate(task: BenchTask, cells: Sequence[Cell], encoder: Any, variant: Any,
     rows: list[dict[str, Any]] = []
     evaluation_time = 0.0
     results = []
+    capture = SampleCapture(obj)
+    from_results: list[CellSamples] = []
+    capture.install()
     try:
         for splits, subsets in _groups([c for c in task.cells if c in wanted]):
             obj.hf_subsets = list(subsets)
@@ -126,9 +131,12 @@ def evaluate(task: BenchTask, cells: Sequence[Cell], encoder: Any, variant: Any,
             task_result = result.task_results[0]
             results.append(task_result)
             rows.extend(task_result_rows(obj, task_result))
+            from_results.extend(from_task_result(obj, task_result))
             evaluation_time += float(task_result.evaluation_time or 0.0)
     finally:
+        capture.remove()
         obj.hf_subsets, obj._eval_splits = saved_subsets, saved_splits
+    samples = {(c.split, c.subset): c for c in from_results} | capture.cells
     complete = wanted == set(task.cells)
     main_score = float(results[0].get_score()) if complete and len(results) == 1 else None
     if complete and len(results) > 1:
@@ -144,6 +152,7 @@ def evaluate(task: BenchTask, cells: Sequence[Cell], encoder: Any, variant: Any,
         rows=tuple(rows), fields=fields, main_score=main_score, started_at=started, finished_at=utc_now(),
         wall_s=time.perf_counter() - t0, texts_encoded=encoder.stats.texts_encoded - encoded0,
         encode_seconds=encoder.stats.encode_seconds - seconds0,
+        samples=tuple(samples[(c.split, c.subset)] for c in task.cells if c in wanted and (c.split, c.subset) in samples),
     )
 
 

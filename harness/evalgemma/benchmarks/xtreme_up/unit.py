@@ -22,6 +22,7 @@ import numpy as np
 from evalgemma.benchmarks.base import BenchTask, Cell, EvalContext, UnitResult
 from evalgemma.catalog.xtreme_up import Task
 from evalgemma.errors import DataError
+from evalgemma.store.samples import CellSamples
 
 #: The store task name of each XTREME-UP retrieval task.
 TASK_NAMES: dict[str, str] = {Task.CROSS_LANG: "xtreme-up-cross-lang", Task.IN_LANG: "xtreme-up-in-lang"}
@@ -127,7 +128,10 @@ def evaluate(task: BenchTask, cells: Sequence[Cell], encoder: Any, variant: Any,
     if vr.mean_mrr_at_10 is None:
         raise DataError(f"{task.name}: some languages have no result; nothing stored")
     rows: list[dict[str, Any]] = []
+    samples: list[CellSamples] = []
     for lang, res in vr.languages.items():
+        rr = np.asarray(vr.per_query_rr[lang], dtype=np.float64)  # queries in file order; the mean is official_mean(rr)
+        samples.append(CellSamples(data.split, lang, "mrr_at_10", "mean", tuple(str(i) for i in range(len(rr))), {"score": rr}))
         base = {"hf_subset": lang, "split": data.split, "languages": lang, "n_samples": res.n_queries}
         rows.append({**base, "metric": "mrr_at_10", "value": float(res.mrr_at_10), "is_main": True})
         for metric in ("n_queries", "n_index", "n_missing_gold", "n_top10_ties"):
@@ -150,5 +154,5 @@ def evaluate(task: BenchTask, cells: Sequence[Cell], encoder: Any, variant: Any,
         task=task.name, task_type=task.task_type, variant_key=variant.key, cells=tuple(wanted), rows=tuple(rows), fields=fields,
         main_score=float(vr.mean_mrr_at_10) if complete else None, started_at=started, finished_at=utc_now(),
         wall_s=time.perf_counter() - t0, texts_encoded=encoder.stats.texts_encoded - encoded0,
-        encode_seconds=encoder.stats.encode_seconds - seconds0,
+        encode_seconds=encoder.stats.encode_seconds - seconds0, samples=tuple(samples),
     )
