@@ -158,7 +158,8 @@ def check_consistent(store: Path, reference: dict[str, Any], monkeypatch: pytest
     frame, problems, seen = read_paths(store, monkeypatch)
     assert problems == []
     assert not any(p.name.startswith(TMP_PREFIX) for p in seen)
-    files = [p for p in store.rglob("*.parquet") if not p.name.startswith(TMP_PREFIX)]
+    # unit files (per-sample side tables under _samples/ are not units; the scan skips them)
+    files = [p for p in store.rglob("*.parquet") if not p.name.startswith(TMP_PREFIX) and "_samples" not in p.relative_to(store).parts]
     assert sorted(seen) == sorted(files)
     sizes = frame.groupby("unit_id").size()
     assert (sizes == reference["rows_per_unit"]).all()  # every unit file has all its rows
