@@ -202,3 +202,36 @@ def test_minilm_compressed_embeddings_on_stsbenchmark(capsys: pytest.CaptureFixt
     # binary and ubinary are the same bits, so the same Hamming scores.
     assert rho["binary"] == rho["ubinary"]
     assert rho["float32"] - 0.15 < rho["binary"] < rho["float32"]
+
+
+def test_int8_views_rerank_pre_ranked_candidates(tmp_path: Path) -> None:
+    """mteb reranks pre-ranked candidates with ``torch.as_tensor`` of the view: int8 codes are scored as floats.
+
+    The independent path: the same int8 codes handed to mteb already cast to float32.
+    """
+    from evalgemma.benchmarks.mteb.adapter import MtebView
+    from evalgemma.run import RunConfig, execute, plan_run
+    from evalgemma.store.parquet import load_results
+
+    def run(store: Path) -> float:
+        plan = plan_run(RunConfig.build(model="minilm", suite="smoke", tasks=("SmokeReranking",), embed_dtypes=("int8",),
+                                        store=store, device="cpu", show_progress=False))
+        execute(plan)
+        frame = load_results(store)
+        return float(frame[frame["is_main"]]["value"].mean())
+
+    as_int8 = run(tmp_path / "int8")
+    real = MtebView.encode
+
+    def cast(self: MtebView, *args: object, **kwargs: object) -> object:
+        out = real(self, *args, **kwargs)
+        assert isinstance(out, np.ndarray) and out.dtype == np.int8
+        return out.astype(np.float32)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(MtebView, "encode", cast)
+    try:
+        as_float = run(tmp_path / "float")
+    finally:
+        mp.undo()
+    assert as_int8 == as_float and 0.0 < as_int8 <= 1.0

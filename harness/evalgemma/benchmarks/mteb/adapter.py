@@ -103,9 +103,17 @@ class MtebView:
 
 
 def _as_float(x: Any) -> Any:
-    """Integer views (int8/uint8) are scored as float vectors, as sentence-transformers does."""
+    """Integer views (int8/uint8) are scored as float vectors, as sentence-transformers does.
+
+    mteb hands numpy arrays to ``similarity``, except when reranking pre-ranked candidates, where it
+    passes ``torch.as_tensor`` of the view (an int8 tensor for int8 views).
+    """
     if isinstance(x, np.ndarray) and x.dtype != np.float32:
         return x.astype(np.float32)
+    import torch
+
+    if isinstance(x, torch.Tensor) and not torch.is_floating_point(x):
+        return x.to(torch.float32)
     return x
 
 
