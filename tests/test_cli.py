@@ -54,6 +54,22 @@ def test_warm_rerun_skips_without_importing_mteb(smoke_store: Path) -> None:
     assert proc.returncode == 0 and "nothing to do: every cell is already stored" in proc.stdout
 
 
+
+def test_sweep_summary_has_one_row_per_variant_even_in_a_narrow_log(tmp_path: Path) -> None:
+    """A 4-variant sweep on one task: variants are rows, labels and scores whole, not squeezed into 80 columns."""
+    env = {**os.environ, "COLUMNS": "80"}
+    proc = subprocess.run([*CLI, "run", "--suite", "smoke", "--tasks", "SmokeSTS", "--model", "minilm", "--offline", "--device", "cpu",
+                           "--no-progress", "--dim", "384,256,128,64", "--store", str(tmp_path / "store")],
+                          capture_output=True, text=True, timeout=600, env=env, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [" ".join(line.split()) for line in proc.stdout.splitlines()]
+    assert "┃ variant ┃ SmokeSTS ┃ Mean(Task) ┃" in lines, proc.stdout[-3000:]
+    rows = [line for line in lines if line.startswith("│ all-MiniLM-L6-v2 · ")]
+    assert [r.split(" │ ")[0] for r in rows] == [f"│ all-MiniLM-L6-v2 · {d}d" for d in (384, 256, 128, 64)], rows
+    for r in rows:  # the task score and Mean(Task) (one task: equal), as numbers
+        _, score, mean = r.strip("│ ").split(" │ ")
+        assert float(score) == float(mean) > 0
+
 # ---------------------------------------------------------------- quiet output
 
 

@@ -45,29 +45,47 @@ def print_summary(plan: Plan, console: Any) -> None:
     expected = {t.name: ExpectedTask(t.task_type, t.version, t.cells) for t in plan.tasks}
     scores = task_scores(frame, plan.suite_name, expected=expected)
     by = {(k, t): r for k, t, r in zip(scores["variant_key"], scores["task"], scores.to_dict("records"), strict=True)}
-    table = Table(title="summary (main score × 100)")
-    table.add_column("task")
-    table.add_column("type")
-    for v in plan.variants:
-        table.add_column(v.label, justify="right")
     means: dict[str, list[float]] = {v.key: [] for v in plan.variants}
     n = len(plan.tasks)
     if n == 0:
         console.print("no tasks in this plan (an empty shard?)")
         return
+    grid: dict[tuple[str, str], str] = {}
     for t in plan.tasks:
-        cells = []
         for v in plan.variants:
             r = by.get((v.key, t.name))
             if r is None:
-                cells.append("—")
+                grid[(t.name, v.key)] = "—"
             elif r["complete"]:
-                cells.append(f"{100 * r['main_score']:.2f}")
+                grid[(t.name, v.key)] = f"{100 * r['main_score']:.2f}"
                 means[v.key].append(r["main_score"])
             else:
-                cells.append(f"incomplete ({r['n_cells']}/{r['n_expected']} cells)")
-        table.add_row(t.name, t.task_type, *cells)
-    table.add_row("Mean(Task)", "", *[(f"{100 * sum(m) / n:.2f}" if len(m) == n else f"incomplete ({len(m)}/{n})") for m in means.values()], style="bold")
+                grid[(t.name, v.key)] = f"incomplete ({r['n_cells']}/{r['n_expected']} cells)"
+    mean = {k: (f"{100 * sum(m) / n:.2f}" if len(m) == n else f"incomplete ({len(m)}/{n})") for k, m in means.items()}
+    table = Table(title="summary (main score × 100)")
+    if len(plan.variants) > max(3, n):  # a sweep: one row per variant, so the table stays as wide as the task list
+        table.add_column("variant", no_wrap=True)
+        for t in plan.tasks:
+            table.add_column(t.name, justify="right", no_wrap=True)
+        table.add_column("Mean(Task)", justify="right", style="bold", no_wrap=True)
+        for v in plan.variants:
+            table.add_row(v.label, *[grid[(t.name, v.key)] for t in plan.tasks], mean[v.key])
+        # a log or a narrow terminal gets the whole table rather than squeezed, unreadable columns
+        width = max(len(v.label) for v in plan.variants) + sum(max(len(t.name), 8) + 3 for t in plan.tasks) + 20
+        if width > console.width:
+            from rich.console import Console
+
+            console = Console(file=console.file, width=width, no_color=console.no_color)
+        console.print(table)
+        return
+    else:
+        table.add_column("task")
+        table.add_column("type")
+        for v in plan.variants:
+            table.add_column(v.label, justify="right")
+        for t in plan.tasks:
+            table.add_row(t.name, t.task_type, *[grid[(t.name, v.key)] for v in plan.variants])
+        table.add_row("Mean(Task)", "", *[mean[v.key] for v in plan.variants], style="bold")
     console.print(table)
 
 
