@@ -51,6 +51,11 @@ SKIPPED: dict[str, str] = {
         "STSBenchmark is downloaded from the Hub; tests/test_gguf_backend.py runs this sweep on the offline mirror (-m slow)",
     "evalgemma parity --model path/to/embeddinggemma-300m --backend gguf --quant q8_0 --junit parity.xml":
         "the real EmbeddingGemma is not here; tests/test_gguf_backend.py runs parity on the tiny model (-m slow)",
+    "evalgemma bench --model minilm --offline --device cpu --dim 384,256,128,64 --embed-dtype float32,int8,binary --store results/store":
+        "12 variants at the default counts (about 10 min on 2 shared cores); tests/test_bench.py runs bench on 6 of them with tiny counts",
+    "evalgemma bench --model minilm --offline --device cpu --dim 384,128 --embed-dtype float32,binary "
+    "--quant q8_0,q4_0 --quant-source ptq --store results/store":
+        "8 variants at the default counts (minutes on 2 cores); tests/test_bench.py runs bench with tiny counts",
 }
 
 _EXIT = re.compile(r"\(exit (\d+)\)\s*$")

@@ -17,7 +17,7 @@ from evalgemma.store.samples import CellSamples
 from evalgemma.variants.spec import VariantSpec
 
 #: Identity columns copied from ``VariantSpec.identity()`` into every row.
-_IDENTITY = ("model", "revision", "variant_key", "variant", "weight_key", "dim", "dtype", "max_seq_length", "prompt_set",
+IDENTITY_COLUMNS = ("model", "revision", "variant_key", "variant", "weight_key", "dim", "dtype", "max_seq_length", "prompt_set",
              "prompt_hash", "quant", "quant_source", "quant_checkpoint", "embed_dtype", "backend", "artifact_sha256")
 
 
@@ -39,7 +39,7 @@ def unit_rows(result: UnitResult, variant: VariantSpec, task: BenchTask, provena
 
     ident = variant.identity()
     common = {
-        **provenance, **{k: ident[k] for k in _IDENTITY}, **result.fields,
+        **provenance, **{k: ident[k] for k in IDENTITY_COLUMNS}, **result.fields,
         "task": result.task, "task_type": result.task_type, "status": "ok",
         "started_at": result.started_at, "finished_at": result.finished_at, "wall_s": result.wall_s,
         "embedding_bytes": embedding_bytes(variant.dim, variant.embed_dtype),

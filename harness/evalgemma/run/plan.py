@@ -158,20 +158,14 @@ def resolve_run_model(config: RunConfig) -> ResolvedModel:
     return resolve_model(opts.model, opts.revision)
 
 
-def plan_run(config: RunConfig, *, check_data: bool = True) -> Plan:
-    """Resolve model, suite, tasks and variants; subtract the cells the store already holds.
-
-    Every check that can fail before work runs here, before anything is printed or loaded: names,
-    dims, dtypes, data presence offline (``DataError`` naming the tasks), supported task types.
-    ``check_data=False`` (``evalgemma plan``) skips the data checks and the XTREME-UP data read;
-    ``evalgemma.run.estimate`` then reports data presence per task instead of failing.
+def plan_variants(config: RunConfig, *, build: bool = True) -> tuple[ResolvedModel, list[WeightSpec], list[VariantSpec], list[str]]:
+    """The model, weight variants and variants of ``config`` (backends × quants × dims × embedding dtypes), with
+    the planning notes; every check of the variant options runs here (``evalgemma run`` and ``evalgemma bench``).
 
     Raises:
         ConfigError: unknown names, dims out of range, float16 on Gemma 3, bad combinations.
-        DataError: an offline model or dataset that is not available locally.
     """
     from evalgemma.encode.encoder import FP16_REFUSAL
-    from evalgemma.store.parquet import scan_store, stored_cells
 
     opts, runtime = config.variant, config.runtime
     Dtype.parse(opts.dtype, "--dtype")
@@ -195,7 +189,7 @@ def plan_run(config: RunConfig, *, check_data: bool = True) -> Plan:
         raise ConfigError(f"--batch-size {runtime.batch_size}: must be positive")
     max_len = max_seq_length(config, model)
     prompts = tuple(sorted(model.prompts.items())) if opts.prompts else ()
-    weights = _weight_specs(config, model, max_len, notes, build=check_data)
+    weights = _weight_specs(config, model, max_len, notes, build=build)
     calibration = ""
     if any(e in ("int8", "uint8") for e in opts.embed_dtypes):
         from evalgemma.benchmarks.smoke.tasks import calibration_texts
@@ -207,6 +201,25 @@ def plan_run(config: RunConfig, *, check_data: bool = True) -> Plan:
         for d in dims
         for e in opts.embed_dtypes
     ]
+    return model, weights, variants, notes
+
+
+def plan_run(config: RunConfig, *, check_data: bool = True) -> Plan:
+    """Resolve model, suite, tasks and variants; subtract the cells the store already holds.
+
+    Every check that can fail before work runs here, before anything is printed or loaded: names,
+    dims, dtypes, data presence offline (``DataError`` naming the tasks), supported task types.
+    ``check_data=False`` (``evalgemma plan``) skips the data checks and the XTREME-UP data read;
+    ``evalgemma.run.estimate`` then reports data presence per task instead of failing.
+
+    Raises:
+        ConfigError: unknown names, dims out of range, float16 on Gemma 3, bad combinations.
+        DataError: an offline model or dataset that is not available locally.
+    """
+    from evalgemma.store.parquet import scan_store, stored_cells
+
+    runtime = config.runtime
+    model, weights, variants, notes = plan_variants(config, build=check_data)
     stored_rows, _ = scan_store(runtime.store)  # read once
     done = set() if runtime.force else stored_cells(stored_rows)
     if config.executor.shard is None and not runtime.force:

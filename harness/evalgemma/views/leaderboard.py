@@ -207,6 +207,8 @@ class Row:
     columns: dict[str, Cell]  # per task type (MTEB) or per language (XTREME-UP)
     published: bool = False  # means copied from a paper table, not computed from tasks
     deltas: dict[str, float | None] = field(default_factory=dict)
+    cost: dict[str, str] = field(default_factory=dict)  # shown cost columns (``views.cost.with_cost``), "–" without a bench row
+    cost_values: dict[str, object] = field(default_factory=dict)  # the same, unrounded, by bench column
 
 
 @dataclass(frozen=True)
@@ -222,6 +224,7 @@ class Leaderboard:
     baseline: str | None = None
     shared_tasks: bool = False
     notes: tuple[str, ...] = ()
+    cost_columns: tuple[str, ...] = ()  # set by ``views.cost.with_cost`` (``leaderboard --cost``)
 
     def to_frame(self) -> pd.DataFrame:
         """Numeric table (0-1, unrounded; NaN where incomplete) with ``n_tasks``/``n_expected`` and Δ columns."""
@@ -239,6 +242,8 @@ class Leaderboard:
                 rec[name] = _nan(r.columns[name].value)
             for name, d in r.deltas.items():
                 rec[f"Δ {name}"] = _nan(d)
+            if self.cost_columns:
+                rec.update({col: (math.nan if v is None else v) for col, v in r.cost_values.items()})
             recs.append(rec)
         return pd.DataFrame(recs)
 
@@ -257,6 +262,8 @@ class Leaderboard:
             if self.baseline is not None:
                 for name, d in r.deltas.items():
                     rec[f"Δ {name}"] = "–" if d is None else f"{100 * d:+.2f}"
+            for name in self.cost_columns:
+                rec[name] = r.cost.get(name, "–")
             recs.append(rec)
         return pd.DataFrame(recs)
 

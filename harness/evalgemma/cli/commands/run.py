@@ -27,6 +27,24 @@ def _dims(value: str | None) -> tuple[int, ...]:
     return tuple(out)
 
 
+def variant_flags(
+    model: str, revision: str | None, dim: str | None, dtype: str, max_seq_length: int | None, no_prompts: bool,
+    quant: str, backend: str, quant_source: str | None, embed_dtype: str,
+) -> dict[str, Any]:
+    """The variant options of ``run`` (and ``bench``) as ``RunConfig.build`` keywords, from their flag values.
+
+    Raises:
+        ConfigError: a malformed ``--dim`` or an unknown ``--quant-source``.
+    """
+    if quant_source not in (None, "qat", "ptq"):
+        raise ConfigError(f"--quant-source {quant_source}: expected qat or ptq")
+    return {
+        "model": model, "revision": revision, "dims": _dims(dim), "dtype": dtype, "max_seq_length": max_seq_length,
+        "prompts": not no_prompts, "quants": _split_csv(quant) or ("none",), "backends": _split_csv(backend) or ("torch",),
+        "quant_source": quant_source, "embed_dtypes": _split_csv(embed_dtype) or ("float32",),
+    }
+
+
 def run(
     suite: Annotated[str | None, typer.Option(help="Suite name (mteb-multilingual-v2, mteb-eng-v2, mteb-code-v1, xtreme-up, smoke, ...) or file")] = None,
     model: Annotated[str, typer.Option(help="Short name (minilm, embeddinggemma), HF id or local model directory")] = "google/embeddinggemma-300m",
@@ -85,30 +103,19 @@ def run(
         raise ConfigError(f"--split {split}: expected test or validation")
     if search_chunk < 1:
         raise ConfigError(f"--search-chunk {search_chunk}: must be positive")
-    if quant_source not in (None, "qat", "ptq"):
-        raise ConfigError(f"--quant-source {quant_source}: expected qat or ptq")
     config = RunConfig.build(
-        model=model,
-        revision=revision,
+        **variant_flags(model, revision, dim, dtype, max_seq_length, no_prompts, quant, backend, quant_source, embed_dtype),
         suite=suite,
         tasks=_split_csv(tasks),
         langs=_split_csv(langs),
-        dims=_dims(dim),
-        dtype=dtype,
-        max_seq_length=max_seq_length,
         batch_size=batch_size,
         device=device,
-        prompts=not no_prompts,
         store=store,
         data_dir=data_dir,
         offline=offline,
         run_name=run_name,
         force=force,
-        quants=_split_csv(quant) or ("none",),
-        backends=_split_csv(backend) or ("torch",),
         artifact_dir=artifact_dir,
-        quant_source=quant_source,
-        embed_dtypes=_split_csv(embed_dtype) or ("float32",),
         split=split,
         search_chunk=search_chunk,
         cache_dir=None if no_cache else _default_cache(cache_dir),

@@ -77,12 +77,21 @@ def register(app: typer.Typer) -> None:
         baseline: str = typer.Option(None, "--baseline", help="variant label or key; adds Δ columns (row − baseline)"),
         shared_tasks: bool = typer.Option(False, "--shared-tasks", help="compare only on tasks every shown variant has"),
         fmt: str = typer.Option("table", "--format", help="table | markdown | csv | html", callback=one_of("format", _formats)),
+        cost: bool = typer.Option(False, "--cost", help="add the measured cost columns of `evalgemma bench` (– where a variant has none)"),
     ) -> None:
         """Show MTEB-style leaderboards (Mean(Task), Mean(TaskType), per type) and XTREME-UP per language."""
         from evalgemma.views.report import leaderboards, to_csv, to_html_table, to_markdown
 
         frame, ref, _ = _load(store, reference)
         boards = leaderboards(frame, ref, suite or None, shared_tasks=shared_tasks, baseline=baseline)
+        if cost:
+            from evalgemma.store.bench import scan_bench
+            from evalgemma.views.cost import cost_table, with_cost
+
+            for p in scan_bench(store)[1]:
+                typer.secho(f"warning: skipped bench file: {p.reason}", err=True, fg=typer.colors.YELLOW)
+            costs = cost_table(store, warn=False)
+            boards = [with_cost(lb, costs) for lb in boards]
         if baseline is not None and all(lb.baseline is None for lb in boards):
             from evalgemma.views.leaderboard import find_row
 
