@@ -203,3 +203,40 @@ def test_cli_formats_and_bad_input(sts_store: Path, tmp_path: Path) -> None:
     shutil.copytree(sts_store, bare, ignore=shutil.ignore_patterns("_samples"))
     proc = evalgemma("compare", "--store", str(bare), "--baseline", FULL)
     assert proc.returncode == 3 and "no compared task has per-sample scores" in proc.stderr, proc.stderr
+
+
+# ---------------------------------------------------------------- check --significance
+
+
+@pytest.mark.slow  # shares the ~85 s STSBenchmark store
+def test_check_significance_fails_a_significant_drop_and_needs_the_samples(sts_store: Path, tmp_path: Path) -> None:
+    baseline = tmp_path / "base.parquet"
+    accepted = evalgemma("baseline", "accept", "--store", str(sts_store), "--out", str(baseline), "--variant", FULL)
+    assert accepted.returncode == 0, accepted.stderr
+    assert (tmp_path / "base.samples.parquet").is_file()
+    args = ("check", "--store", str(sts_store), "--baseline", str(baseline), "--pair", f"{SMALL}={FULL}", "--significance", "--resamples", "1000")
+    worse = evalgemma(*args)
+    # 32d vs 384d: -5.36 points, far beyond 0.5 and significant (CI below 0, p = 1/1001)
+    assert worse.returncode == 4, worse.stdout + worse.stderr
+    assert "STSBenchmark: dropped 5.36 points" in worse.stderr and "significant (paired test" in worse.stderr
+    (tmp_path / "base.samples.parquet").unlink()
+    missing = evalgemma(*args)
+    assert missing.returncode == 3 and "base.samples.parquet is missing" in missing.stderr, missing.stderr
+
+
+@pytest.mark.slow  # shares the ~85 s STSBenchmark store
+def test_check_significance_passes_a_drop_the_samples_do_not_support(sts_store: Path) -> None:
+    from evalgemma.gate.regression import Significance, Tolerances, compare, load_current
+    from evalgemma.store.samples import load_samples
+
+    results = load_current(sts_store)
+    base = results[results["variant"] == FULL].reset_index(drop=True)
+    samples = load_samples(sts_store, base)
+    # the same per-pair scores, but a stored score 0.1 points lower: beyond a 0.01 tolerance, yet the
+    # paired test sees Δ = 0 (CI [0, 0], p = 1), so the drop is a warning and the gate passes
+    lower = base.assign(value=base["value"] - 0.001, main_score=base["main_score"] - 0.001)
+    plain = compare(lower, base, Tolerances(default=0.01))
+    assert not plain.passed and [r.verdict for r in plain.rows] == ["regression", "regression"]
+    sig = compare(lower, base, Tolerances(default=0.01), significance=Significance(samples, samples, 1000, 0, 0.05))
+    assert sig.passed and [r.verdict for r in sig.rows] == ["warning", "warning"]
+    assert "not significant (paired test: 95 % CI [+0.00, +0.00], p = 1.0000)" in sig.rows[0].message
