@@ -57,7 +57,7 @@ EPS = 1e-9
 #: Tolerance (points) when neither ``--tolerance`` nor a tolerances file's ``default`` is given.
 DEFAULT_TOLERANCE = 0.5
 
-Verdict = Literal["ok", "regression", "improvement", "missing", "new"]
+Verdict = Literal["ok", "regression", "improvement", "missing", "new", "warning"]
 RowKind = Literal["task", "suite_mean"]
 Mode = Literal["baseline", "reference"]
 #: The published sources ``check --reference`` compares with (one at a time).
@@ -470,6 +470,7 @@ def compare(
     tolerances: Tolerances,
     allow_missing: bool = False,
     pairs: Mapping[str, str] | None = None,
+    significance: Significance | None = None,
 ) -> CheckReport:
     """Compare the current results with a baseline, per task and per suite mean.
 
@@ -481,6 +482,9 @@ def compare(
         pairs: explicit ``{store variant: baseline variant}`` (labels or keys) to compare a
             candidate (say a quantized or truncated export) with the accepted float baseline;
             other variants are matched as usual.
+        significance: per-sample scores of both sides; a drop beyond tolerance then fails only
+            when the paired test (``evalgemma.views.compare.task_test``) says ``worse``, and is a
+            ``warning`` row otherwise (a task without samples still fails).
 
     Returns:
         The report; ``report.passed`` is the gate's outcome. Pure: nothing is read or written.
@@ -498,9 +502,89 @@ def compare(
     notes += more_notes
     rows, more = _compare_units(base_units, cur_units, matches, tolerances, what="baseline", report_missing_and_new=True)
     notes += more
+    if significance is not None:
+        rows = _with_significance(rows, {c: b for b, c in matches.items()}, current, baseline, significance)
+        notes.append(f"--significance: a drop beyond tolerance fails only when the paired test finds it significant "
+                     f"({significance.n_resamples} resamples, seed {significance.seed}, alpha {significance.alpha:g})")
     notes += _device_notes(base_units, cur_units, matches)
     notes += _unused_tolerance_notes(tolerances, base_units + cur_units)
     return CheckReport(rows=_sorted(rows), mode="baseline", allow_missing=allow_missing, two_sided=False, notes=tuple(notes))
+
+
+@dataclass(frozen=True)
+class Significance:
+    """What ``check --significance`` needs: both sides' per-sample scores and the resampling settings."""
+
+    current_samples: pd.DataFrame
+    baseline_samples: pd.DataFrame
+    n_resamples: int = 2000
+    seed: int = 0
+    alpha: float = 0.05
+
+
+def _with_significance(rows: list[CheckRow], base_of: Mapping[str, str], current: pd.DataFrame, baseline: pd.DataFrame,
+                       sig: Significance) -> list[CheckRow]:
+    """Regression rows the paired test does not find significant become ``warning`` rows."""
+    from dataclasses import replace
+
+    from evalgemma.views.compare import group_samples, score_cells, task_test
+    from evalgemma.views.significance import PairedResult, mean_test
+
+    cur_by, base_by = group_samples(sig.current_samples), group_samples(sig.baseline_samples)
+    cache: dict[tuple[str, str, str], PairedResult] = {}
+
+    def task_result(r: CheckRow, bkey: str, task: str) -> PairedResult:
+        key = (r.variant_key, r.suite, task)
+        if key not in cache:
+            cells = score_cells(baseline, r.suite, bkey, task)
+            cache[key] = task_test(cur_by.get((r.variant_key, task)), base_by.get((bkey, task)), cells,
+                                   n_resamples=sig.n_resamples, seed=sig.seed, alpha=sig.alpha)
+        return cache[key]
+
+    out: list[CheckRow] = []
+    for r in rows:
+        if r.verdict != "regression" or r.variant_key not in base_of:
+            out.append(r)
+            continue
+        bkey = base_of[r.variant_key]
+        if r.kind == "task":
+            res = task_result(r, bkey, r.task)
+        else:
+            scored = [x for x in rows if x.kind == "task" and x.suite == r.suite and x.variant_key == r.variant_key and x.delta is not None]
+            if len(scored) == 1:  # a mean over one task is that task: its paired test decides
+                res = task_result(r, bkey, scored[0].task)
+            else:
+                res = mean_test([x.delta for x in scored if x.delta is not None], n_resamples=sig.n_resamples, seed=sig.seed, alpha=sig.alpha)
+        test = f"paired test: {100 * (1 - sig.alpha):g} % CI [{res.ci_low:+.2f}, {res.ci_high:+.2f}], p = {res.p_value:.4f}"
+        if res.verdict == "worse":
+            out.append(replace(r, message=f"{r.message}; significant ({test})"))
+        elif res.verdict == "n/a":
+            out.append(replace(r, message=f"{r.message}; significance unknown ({res.reason}), so it fails as without --significance"))
+        else:
+            out.append(replace(r, verdict="warning", message=f"{r.message}, but not significant ({test}); not failed"))
+    return out
+
+
+def baseline_samples_path(baseline: Path | str) -> Path:
+    """Where ``baseline accept`` keeps the baseline's per-sample scores: ``<stem>.samples.parquet`` beside it."""
+    baseline = Path(baseline)
+    return baseline.with_name(baseline.stem + ".samples.parquet")
+
+
+def load_baseline_samples(baseline: Path | str) -> pd.DataFrame:
+    """The per-sample scores accepted with a baseline.
+
+    Raises:
+        DataError: the samples file is missing (the baseline was accepted before samples existed).
+        StoreError: it is unreadable.
+    """
+    from evalgemma.store.samples import read_samples_file
+
+    path = baseline_samples_path(baseline)
+    if not path.is_file():
+        raise DataError(f"--significance: {path} is missing (the baseline's per-sample scores); re-accept the baseline with "
+                        f"`evalgemma baseline accept --store S --out {baseline} --force` from a store with samples")
+    return read_samples_file(path)
 
 
 # --------------------------------------------------------------------------- reference (published scores)
@@ -755,7 +839,27 @@ def accept_baseline(
         raise ConfigError(f"--out {out}: a baseline already exists; pass --force to replace it") from None
     except OSError as exc:
         raise StoreError(f"--out {out}: cannot write the baseline ({exc.strerror or exc})") from exc
+    _write_baseline_samples(store, frame, out)
     return out
+
+
+def _write_baseline_samples(store: Path, frame: pd.DataFrame, out: Path) -> None:
+    """The accepted units' per-sample scores beside the baseline (nothing when the store has none)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from evalgemma.store.samples import COLUMNS as SAMPLE_COLUMNS
+    from evalgemma.store.samples import load_samples
+
+    samples = load_samples(store, frame)
+    if samples.empty:
+        return
+    table = pa.Table.from_pandas(samples[list(SAMPLE_COLUMNS)], preserve_index=False)
+    target = baseline_samples_path(out)
+    try:
+        atomic_write(target, lambda fh: pq.write_table(table, fh))
+    except OSError as exc:
+        raise StoreError(f"{target}: cannot write the baseline's per-sample scores ({exc.strerror or exc})") from exc
 
 
 def write_junit(report: CheckReport, path: Path | str) -> Path:

@@ -7,4 +7,4 @@ the command functions so ``evalgemma --help`` stays instant.
 from __future__ import annotations
 
 #: Modules under ``evalgemma.cli.commands`` whose ``register(app)`` is called by ``cli.py``.
-COMMAND_MODULES: tuple[str, ...] = ("run", "plan", "gate", "views", "parity", "interop", "bench")
+COMMAND_MODULES: tuple[str, ...] = ("run", "plan", "gate", "views", "compare", "bench", "parity", "interop")

@@ -1,6 +1,7 @@
 """CLI of the regression gate: ``evalgemma check`` and ``evalgemma baseline accept``.
 
-Exit codes (``cli.main`` maps the errors): 0 within tolerance; 4 a regression, a missing task
+Exit codes (``cli.main`` maps the errors): 0 within tolerance (with ``--significance`` also a drop
+beyond tolerance the paired test does not find significant: a ``warning`` row); 4 a regression, a missing task
 (without ``--allow-missing``) or, with ``--reference``, a deviation beyond the tolerance; 2 a
 usage error (bad flag, invalid tolerances file, overwriting a baseline without ``--force``);
 3 the store or the baseline cannot be read.
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
 baseline_app = typer.Typer(help="Manage regression baselines (accepted on purpose, never overwritten silently).", no_args_is_help=True)
 
-_VERDICT_STYLE = {"ok": "green", "regression": "bold red", "improvement": "cyan", "missing": "yellow", "new": "dim"}
+_VERDICT_STYLE = {"ok": "green", "regression": "bold red", "improvement": "cyan", "missing": "yellow", "new": "dim", "warning": "yellow"}
 
 
 def _table(report: CheckReport) -> Table:
@@ -92,6 +93,12 @@ def check(
     pair: Annotated[
         list[str] | None, typer.Option("--pair", help="CURRENT=BASELINE: compare this store variant (label or key) with that baseline variant; repeatable.")
     ] = None,
+    significance: Annotated[
+        bool, typer.Option("--significance", help="Fail a drop beyond tolerance only when the paired test finds it significant.")
+    ] = False,
+    resamples: Annotated[int, typer.Option("--resamples", help="With --significance: bootstrap resamples and permutations (>= 1000).")] = 2000,
+    seed: Annotated[int, typer.Option("--seed", help="With --significance: seed of the paired test (recorded in the notes).")] = 0,
+    alpha: Annotated[float, typer.Option("--alpha", help="With --significance: significance level.")] = 0.05,
 ) -> None:
     """Gate: compare the store's newest runs with a baseline (exit 4 on a regression)."""
     from evalgemma.errors import ConfigError, RegressionFound
@@ -127,9 +134,19 @@ def check(
                 raise ConfigError(f"--pair {item!r}: expected CURRENT=BASELINE (variant labels or keys)")
             cur_name, base_name = (x.strip() for x in item.split("=", 1))
             pairs[cur_name] = base_name
-        report = compare(cur_sel, base_sel, tols, allow_missing=allow_missing, pairs=pairs)
+        sig = None
+        if significance:
+            from evalgemma.gate.regression import Significance, load_baseline_samples
+            from evalgemma.store.samples import load_samples
+            from evalgemma.views.compare import check_settings
+
+            check_settings(resamples, alpha)
+            sig = Significance(load_samples(store, cur_sel), load_baseline_samples(baseline), resamples, seed, alpha)
+        report = compare(cur_sel, base_sel, tols, allow_missing=allow_missing, pairs=pairs, significance=sig)
     else:
         assert reference is not None
+        if significance:
+            raise ConfigError("--significance needs --baseline FILE (published scores have no per-sample scores)")
         refs = load_reference_scores(reference)
         if reference_suite is not None and normalize_suite(reference_suite) not in {normalize_suite(x) for x in refs["suite"]}:
             from evalgemma.errors import unknown_name
