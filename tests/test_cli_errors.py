@@ -123,7 +123,7 @@ def test_help_does_not_import_torch_or_mteb() -> None:
         (
             ("plot", "dims"),
             "Usage: evalgemma plot [OPTIONS] {KIND}",
-            ("error: Invalid value for 'KIND': unknown plot kind 'dims'. Did you mean 'dim'? Valid: dim, quant, vs-reference, xtreme-up",),
+            ("error: Invalid value for 'KIND': unknown plot kind 'dims'. Did you mean 'dim'? Valid: dim, pareto, quant, vs-reference, xtreme-up",),
         ),
         (("plot",), "Usage: evalgemma plot [OPTIONS] {KIND}", ("error: Missing argument 'KIND'.",)),
         (("leaderboard", "--format", "tabel"), "Usage: evalgemma leaderboard [OPTIONS]", ("unknown format 'tabel'. Did you mean 'table'?",)),

@@ -33,7 +33,11 @@ def test_explore_notebook_runs(results_store: Path, monkeypatch: pytest.MonkeyPa
     # leaderboard cell: XTREME-UP 768d run mean = 0.30 + 0.01·mean(0..19) = 0.395 → 39.50; MiniLM has 3 of 20 languages
     assert "| embeddinggemma-300m · 768d | run | 39.50 |" in text
     assert "| all-MiniLM-L6-v2 · 384d | run | incomplete (3/20) |" in text
-    # all four charts drawn (none skipped) and listed by the last cell
+    # decision cell: the only task all 3 variants have complete is demo/STSBenchmark; the default baseline is the
+    # largest-dim float32 torch unquantized variant (768d)
+    assert "baseline: embeddinggemma-300m · 768d (default: the largest-dim float32 torch variant" in text
+    assert "mean over 1 task(s) of demo: STSBenchmark" in text
+    # all five charts drawn (none skipped) and listed by the last cell
     assert "skipped" not in text
-    assert "['dim', 'quant', 'vs-reference', 'xtreme-up']" in text
+    assert "['dim', 'pareto', 'quant', 'vs-reference', 'xtreme-up']" in text
     assert any(o.get("data", {}).get("image/png") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from evalgemma.errors import Choice, ConfigError, DataError, StoreError, unknown_name
 from evalgemma.io import atomic_write
 from evalgemma.variants.spec import Quant
+from evalgemma.views.decision import PARETO_AXES, Decision, decision_table, pareto_front, shared_task_text
 from evalgemma.views.leaderboard import MTEB_SUITES, build_leaderboard, build_subset_table, task_scores
 
 if TYPE_CHECKING:
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from evalgemma.catalog.reference import Reference
+
+__all__ = ["PLOTS", "NoPlotData", "PlotKind", "figure_png", "make_plot", "pareto_front", "save_figure"]
 
 #: Bars of the quantization chart, from most to fewest bits per weight (``Quant`` declares them so).
 QUANT_ORDER: tuple[Quant, ...] = tuple(Quant)
@@ -33,6 +36,7 @@ class PlotKind(Choice):
     QUANT = "quant"
     XTREME_UP = "xtreme-up"
     VS_REFERENCE = "vs-reference"
+    PARETO = "pareto"
 
 
 class NoPlotData(DataError):
@@ -157,7 +161,8 @@ def plot_xtreme_up(frame: pd.DataFrame | None, reference: Reference | None = Non
     ax.set_xlabel("query language (ISO 639)")
     ax.set_ylabel("MRR@10 (×100)")
     ax.set_title(f"XTREME-UP cross-language retrieval per language ({suite})")
-    ax.legend(fontsize=7)
+    # outside the axes, right of the bars, so no bar is hidden behind it
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     ax.grid(axis="y", alpha=0.3)
     return fig
 
@@ -194,6 +199,76 @@ def plot_vs_reference(frame: pd.DataFrame | None, reference: Reference | None = 
     return fig
 
 
+def _size(n: float) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n:.0f} B"
+
+
+def plot_pareto(
+    frame: pd.DataFrame | None,
+    reference: Reference | None = None,
+    *,
+    baseline: str | None = None,
+    comparison: pd.DataFrame | None = None,
+    cost: pd.DataFrame | None = None,
+    decision: Decision | None = None,
+) -> Figure:
+    """Quality (Mean over the shared tasks, ×100) against bytes per vector, weight size and throughput,
+    one panel each, the Pareto-optimal variants joined by a step line and labelled.
+
+    The store's variants only (``reference`` is accepted for the ``PLOTS`` signature and unused). A panel
+    without data (throughput needs ``cost``, from ``evalgemma bench``) says why inside it.
+    """
+    import numpy as np
+
+    if decision is None:
+        if frame is None or frame.empty:
+            raise NoPlotData("Pareto: the store has no results")
+        decision = decision_table(frame, baseline=baseline, comparison=comparison, cost=cost)
+    t = decision.table[decision.table["mean"].notna()]
+    if t.empty:
+        raise NoPlotData(f"Pareto: no variant has a mean over shared tasks ({shared_task_text(decision.tasks)})")
+    fig = _figure(15.0, 4.8)
+    axes = fig.subplots(1, len(PARETO_AXES), squeeze=False)[0]
+    fronts = {"bytes_per_vector": "pareto_bytes", "weight_bytes": "pareto_weight", "texts_per_s": "pareto_speed"}
+    for ax, (col, what, lower) in zip(axes, PARETO_AXES, strict=True):
+        pts = t[t[col].notna() & (t[col] > 0)]
+        if pts.empty:
+            why = "no throughput measured:\nrun `evalgemma bench`" if col == "texts_per_s" else f"no variant records {what}"
+            ax.text(0.5, 0.5, f"panel skipped\n{why}", ha="center", va="center", transform=ax.transAxes, fontsize=10, color="#a60")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"quality vs {what}")
+            continue
+        on = pts[pts[fronts[col]].astype(bool)]
+        off = pts[~pts[fronts[col]].astype(bool)]
+        ax.scatter(off[col], off["mean"], s=30, color="#999", label="dominated", zorder=2)
+        ax.scatter(on[col], on["mean"], s=60, color="#d62728", marker="*", label="Pareto-optimal", zorder=3)
+        front = on.sort_values(col, ascending=lower)
+        ax.step(front[col], front["mean"], where="post", color="#d62728", linewidth=1, alpha=0.6, zorder=1)
+        for _, r in pts.iterrows():
+            ax.annotate(str(r["variant"]) + (" (baseline)" if r["is_baseline"] else ""), (r[col], r["mean"]), fontsize=7,
+                        xytext=(4, 4), textcoords="offset points", fontweight="bold" if r[fronts[col]] else "normal")
+        xs = pts[col].to_numpy(dtype=float)
+        if xs.max() / xs.min() >= 4:
+            ax.set_xscale("log")
+        if col != "texts_per_s":
+            ticks = np.unique(xs)
+            if len(ticks) <= 8:
+                ax.set_xticks(ticks, [_size(v) for v in ticks], fontsize=7)
+                ax.minorticks_off()
+        ax.margins(x=0.25, y=0.15)
+        ax.set_xlabel(what + (" (lower is better)" if lower else " (higher is better)"))
+        ax.set_ylabel("Mean over shared tasks (×100)")
+        ax.set_title(f"quality vs {what}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"Pareto fronts of this store's variants — mean over {shared_task_text(decision.tasks, limit=4)}", fontsize=9)
+    return fig
+
+
 def _suites(frame: pd.DataFrame | None, reference: Reference | None) -> tuple[str, ...]:
     present: set[str] = set()
     if frame is not None and not frame.empty:
@@ -210,11 +285,12 @@ PLOTS: dict[PlotKind, Callable[..., Figure]] = {
     PlotKind.QUANT: plot_score_vs_quant,
     PlotKind.XTREME_UP: plot_xtreme_up,
     PlotKind.VS_REFERENCE: plot_vs_reference,
+    PlotKind.PARETO: plot_pareto,
 }
 
 
 def make_plot(kind: str, frame: pd.DataFrame | None, reference: Reference | None = None) -> Figure:
-    """The figure of one plot kind (``dim``, ``quant``, ``xtreme-up``, ``vs-reference``).
+    """The figure of one plot kind (``dim``, ``quant``, ``xtreme-up``, ``vs-reference``, ``pareto``).
 
     Raises:
         ConfigError: unknown kind.

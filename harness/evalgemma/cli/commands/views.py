@@ -126,7 +126,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("plot")
     def plot(
-        kind: str = typer.Argument(..., metavar="KIND", help="dim | quant | xtreme-up | vs-reference", callback=one_of("plot kind", _plot_kinds)),
+        kind: str = typer.Argument(..., metavar="KIND", help="dim | quant | xtreme-up | vs-reference | pareto", callback=one_of("plot kind", _plot_kinds)),
         store: Path = typer.Option(Path("results/store"), "--store", help="results store directory"),
         out: Path = typer.Option(Path("figure.png"), "--out", help="image file (.png, .svg, .pdf)"),
         reference: str = typer.Option("both", "--reference", help="paper | mteb | mteb-all | both | none", callback=_check_reference),
