@@ -149,6 +149,78 @@ def test_leaderboard_cost_columns(benched: tuple[Path, Any, Any]) -> None:
     assert "texts_per_s_long" in csv.stdout.splitlines()[0]
 
 
+def test_compare_cost_joins_the_bench_on_variant_key(benched: tuple[Path, Any, Any]) -> None:
+    import csv
+    import io
+
+    store, rows, _ = benched
+    proc = evalgemma("compare", "--store", str(store), "--baseline", "all-MiniLM-L6-v2 · 384d", "--cost", "--format", "csv",
+                     "--resamples", "1000")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = list(csv.DictReader(io.StringIO(proc.stdout)))
+    from evalgemma.gate.regression import load_current
+
+    by_key = {r["variant_key"]: r for r in rows.to_dict("records")}
+    runs = load_current(store).drop_duplicates("variant_key")
+    base_key = str(runs.loc[runs["variant"] == "all-MiniLM-L6-v2 · 384d", "variant_key"].iloc[0])
+    assert {r["variant_key"] for r in out} == set(runs["variant_key"]) - {base_key}
+    assert sum(r["variant_key"] not in by_key for r in out) > 0  # the 64d variants: run, never benched
+    for r in out:
+        bench = by_key.get(r["variant_key"])
+        if bench is None:
+            assert r["texts_per_s_long"] == "" and r["weight_bytes"] == "" and r["bench_device"] == ""
+        else:
+            assert float(r["texts_per_s_long"]) == bench["texts_per_s_long"] and int(float(r["embedding_bytes"])) == bench["embedding_bytes"]
+            assert r["bench_device"] == "cpu"
+    table = evalgemma("compare", "--store", str(store), "--baseline", "all-MiniLM-L6-v2 · 384d", "--cost", "--format", "markdown",
+                      "--resamples", "1000")
+    assert table.returncode == 0 and "| weights MB | B/vector | texts/s |" in table.stdout, table.stdout[:2000]
+
+
+def test_report_and_pareto_plot_join_cost_and_paired_tests(benched: tuple[Path, Any, Any], tmp_path: Path) -> None:
+    from evalgemma.gate.regression import load_current
+    from evalgemma.store.samples import load_samples
+    from evalgemma.views.compare import comparison_table
+    from evalgemma.views.decision import decision_table, store_inputs
+
+    store, rows, _ = benched
+    frame = load_current(store)
+    inputs = store_inputs(store, frame, n_resamples=1000)
+    assert inputs.cost is not None and inputs.comparison is not None and inputs.notes == ()
+    # the same comparison `evalgemma compare` gives against the default baseline (largest-dim float32 torch)
+    direct = comparison_table(frame, load_samples(store, frame), "all-MiniLM-L6-v2 · 384d", n_resamples=1000)
+    assert inputs.comparison.equals(direct)
+    dec = decision_table(frame, comparison=inputs.comparison, cost=inputs.cost).table.set_index("variant")
+    suite = direct[direct["level"] == "suite"].set_index("variant")
+    for label in suite.index:
+        assert dec.loc[label, ["ci_low", "ci_high", "p_value", "verdict"]].tolist() == suite.loc[label, ["ci_low", "ci_high", "p_value", "verdict"]].tolist()
+    for rec in rows.to_dict("records"):
+        assert dec.loc[rec["variant"], "texts_per_s"] == rec["texts_per_s_long"]
+    assert math.isnan(dec.loc["all-MiniLM-L6-v2 · 64d", "texts_per_s"])  # run, never benched
+    out = tmp_path / "report.html"
+    proc = evalgemma("report", "--store", str(store), "--out", str(out), "--reference", "none", "--resamples", "1000")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = out.read_text(encoding="utf-8")
+    assert "95% CI, p and verdict: `evalgemma compare`" in text and "1000 resamples and permutations, seed 0" in text
+    assert "texts/s: long / short inputs" in text and "none here" not in text
+    png = tmp_path / "pareto.png"
+    plotted = evalgemma("plot", "pareto", "--store", str(store), "--out", str(png), "--resamples", "1000")
+    assert plotted.returncode == 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", plotted.stderr[-2000:]
+
+
+def test_report_without_samples_says_why_there_is_no_ci(benched: tuple[Path, Any, Any], tmp_path: Path) -> None:
+    import shutil
+
+    store, _, _ = benched
+    bare = tmp_path / "bare"
+    shutil.copytree(store, bare, ignore=shutil.ignore_patterns("_samples"))
+    out = tmp_path / "report.html"
+    proc = evalgemma("report", "--store", str(bare), "--out", str(out), "--reference", "none")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = out.read_text(encoding="utf-8")
+    assert "the store has no per-sample scores" in text and "texts/s: long / short inputs" in text
+
+
 def test_newest_bench_wins_and_bad_files_are_reported(benched: tuple[Path, Any, Any], tmp_path: Path) -> None:
     from evalgemma.store.bench import load_bench, scan_bench, write_bench
 

@@ -148,7 +148,7 @@ def test_report_opens_with_the_decision(report: Path) -> None:
     assert re.search(r"256d</td>.*?<td>87\.74</td><td class=\"pos\">\+0\.51</td>", decision)
     assert re.search(r"768d</td>.*?<td>87\.23</td><td>baseline</td>", decision)
     assert re.search(r"384d</td>.*?<td>82\.03</td><td class=\"neg\">-5\.20</td>", decision)
-    assert "1 task(s) of demo: STSBenchmark" in text and "run <code>evalgemma compare</code>" in text and "run <code>evalgemma bench</code>" in text
+    assert "1 task(s) of demo: STSBenchmark" in text and "the store has no per-sample scores" in text and "run <code>evalgemma bench</code>" in text
     # Pareto chart drawn; per-task detail (cells, task versions) and provenance present
     assert '<img alt="Pareto charts"' in text
     # STS17 768d: mean(0.90 − 0.00768, 0.86 − 0.00768, 0.75) = 0.83155; 256d: mean(0.89744, 0.85744, 0.75) = 0.83496

@@ -231,7 +231,12 @@ def comparison_table(
 def suite_row(task_rows: Sequence[Mapping[str, Any]], *, n_resamples: int, seed: int, alpha: float) -> dict[str, Any]:
     """The Mean(Task) row of one (suite, variant): the mean task Δ over the tasks with a paired test, bootstrapped over tasks."""
     used = [r for r in task_rows if r["verdict"] != "n/a"]
-    res = mean_test([float(r["delta"]) for r in used], n_resamples=n_resamples, seed=seed, alpha=alpha)
+    if len(used) == 1:  # a mean over one task is that task: its paired test over queries/pairs decides
+        one = used[0]
+        res = PairedResult(float(one["delta"]), float(one["ci_low"]), float(one["ci_high"]), float(one["p_value"]), one["verdict"],
+                           1, n_resamples, seed, "the suite's one task: its paired test")
+    else:
+        res = mean_test([float(r["delta"]) for r in used], n_resamples=n_resamples, seed=seed, alpha=alpha)
     left_out = len(task_rows) - len(used)
     reason = res.reason
     if left_out:
@@ -250,6 +255,21 @@ def suite_row(task_rows: Sequence[Mapping[str, Any]], *, n_resamples: int, seed:
     }
 
 
+#: Cost columns ``compare --cost`` adds from ``evalgemma bench`` (``evalgemma.views.cost.cost_table``), joined on variant_key.
+COST_COLUMNS: tuple[str, ...] = (
+    "weight_bytes", "embedding_bytes", "texts_per_s_long", "texts_per_s_short", "latency_p50_ms", "peak_rss_bytes", "bench_device",
+)
+
+
+def with_cost(frame: pd.DataFrame, costs: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with :data:`COST_COLUMNS` of each row's variant (NaN / empty where it has no measurement)."""
+    costs = costs.rename(columns={"device": "bench_device"})
+    right = costs[["variant_key", *COST_COLUMNS]] if not costs.empty else costs.reindex(columns=["variant_key", *COST_COLUMNS])
+    out = frame.merge(right, on="variant_key", how="left", validate="many_to_one")
+    out["bench_device"] = out["bench_device"].fillna("").astype(str)
+    return out
+
+
 # ---------------------------------------------------------------- formats
 
 
@@ -266,6 +286,10 @@ def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
     out["p"] = [num(x, ".4f") for x in frame["p_value"]]
     out["verdict"] = frame["verdict"]
     out["n"] = frame["n_samples"].astype(str)
+    if "weight_bytes" in frame.columns:  # compare --cost
+        out["weights MB"] = [num(x / 1e6, ".1f") for x in frame["weight_bytes"]]
+        out["B/vector"] = [num(x, ".0f") for x in frame["embedding_bytes"]]
+        out["texts/s"] = [num(x, ".1f") for x in frame["texts_per_s_long"]]
     out["reason"] = frame["reason"]
     return out
 

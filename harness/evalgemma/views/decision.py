@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from evalgemma.errors import DataError, unknown_name
@@ -153,6 +154,7 @@ def decision_table(
     baseline: str | None = None,
     comparison: pd.DataFrame | None = None,
     cost: pd.DataFrame | None = None,
+    notes: Sequence[str] = (),
 ) -> Decision:
     """The decision table of the store's variants.
 
@@ -162,6 +164,7 @@ def decision_table(
             :data:`DEFAULT_BASELINE_RULE`.
         comparison: ``evalgemma.views.compare.comparison_table`` (suite rows give Δ's CI and verdict).
         cost: ``evalgemma.views.cost.cost_table`` (one row per variant key: bytes, throughput, device).
+        notes: more notes for the table (say, why there is no comparison; :func:`store_inputs` gives them).
 
     Raises:
         DataError: the store has no rows.
@@ -179,7 +182,7 @@ def decision_table(
     scored = [s for s in have.values() if s]
     shared = set.intersection(*scored) if scored else set()
     tasks = tuple(sorted(shared))
-    notes: list[str] = []
+    notes = list(notes)
     if scored and not shared:
         notes.append("no task is complete for every scored variant, so there is no common mean; see the per-suite leaderboards")
     cost_by = {str(r["variant_key"]): r for r in cost.to_dict("records")} if cost is not None and not cost.empty else {}
@@ -237,7 +240,12 @@ def decision_table(
             if vs:
                 kinds = {v.verdict for v in vs}
                 table.loc[i, "verdict"] = kinds.pop() if len(kinds) == 1 else "mixed"
-        if not verdicts:
+        if verdicts:
+            first = comparison.iloc[0]
+            notes.append(f"95% CI, p and verdict: `evalgemma compare` of the suite's Mean(Task) (a paired bootstrap over the tasks; one task: "
+                         f"over its queries/pairs), {int(first['n_resamples'])} resamples and permutations, seed {int(first['seed'])}; "
+                         "better/worse only when the CI excludes 0 and p < alpha")
+        else:
             notes.append(f"the comparison given has no suite rows against the baseline {base_label!r}; Δ is the difference of means, without a CI")
     for col, _what, lower in PARETO_AXES:
         name = {"bytes_per_vector": "pareto_bytes", "weight_bytes": "pareto_weight", "texts_per_s": "pareto_speed"}[col]
@@ -255,3 +263,57 @@ def shared_task_text(tasks: Sequence[tuple[str, str]], limit: int = 8) -> str:
     shown = ", ".join(names[:limit]) + (f", … ({len(names)} in all)" if len(names) > limit else "")
     where = f" of {suites[0]}" if len(suites) == 1 else f" across {len(suites)} suites"
     return f"{len(tasks)} task(s){where}: {shown}"
+
+
+class DecisionInputs(NamedTuple):
+    """What the decision table joins from the store beyond its rows (see :func:`store_inputs`)."""
+
+    comparison: pd.DataFrame | None  # evalgemma compare's table against the decision's baseline
+    cost: pd.DataFrame | None  # evalgemma bench's newest figures per variant
+    notes: tuple[str, ...]  # why either is missing
+
+
+def store_inputs(
+    store: Path | str,
+    frame: pd.DataFrame,
+    *,
+    baseline: str | None = None,
+    n_resamples: int | None = None,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> DecisionInputs:
+    """The comparison and the cost table of a store, as ``evalgemma report`` and ``plot pareto`` use them.
+
+    The comparison is ``evalgemma compare`` against the decision's baseline (``baseline``, else
+    :data:`DEFAULT_BASELINE_RULE`) over every other variant, from the per-sample scores in
+    ``<store>/_samples``; the cost is ``evalgemma bench``'s newest measurement per variant. Either
+    is None, with a note saying why, when the store has nothing for it.
+
+    Raises:
+        ConfigError: ``baseline`` names no stored variant; bad resampling settings.
+    """
+    from evalgemma.errors import ConfigError
+    from evalgemma.store.samples import load_samples
+    from evalgemma.views.compare import check_settings, comparison_table
+    from evalgemma.views.cost import cost_table
+    from evalgemma.views.significance import DEFAULT_RESAMPLES
+
+    n_resamples = n_resamples or DEFAULT_RESAMPLES
+    check_settings(n_resamples, alpha)
+    runs = frame[frame["kind"] == "run"] if "kind" in frame.columns else frame
+    cost = cost_table(store, warn=False)
+    cost_or_none = None if cost.empty else cost
+    notes: list[str] = []
+    base = decision_table(runs, baseline=baseline, cost=cost_or_none)
+    if base.baseline_key is None or runs["variant_key"].nunique() < 2:
+        return DecisionInputs(None, cost_or_none, ())
+    samples = load_samples(store, runs)
+    if samples.empty:
+        notes.append("the store has no per-sample scores (units written before they were stored), so Δ has no CI or verdict; "
+                     "rerun them with `evalgemma run --force`")
+        return DecisionInputs(None, cost_or_none, tuple(notes))
+    try:
+        comparison = comparison_table(runs, samples, base.baseline_key, n_resamples=n_resamples, seed=seed, alpha=alpha)
+    except (DataError, ConfigError) as exc:  # settings and baseline are checked above: what is left is the data's
+        return DecisionInputs(None, cost_or_none, (f"no CI or verdict: {exc}",))
+    return DecisionInputs(comparison, cost_or_none, ())

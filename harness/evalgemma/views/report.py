@@ -240,7 +240,8 @@ def decision_html(decision: Decision) -> str:
         "choose another with <code>--baseline</code>). Δ = variant − baseline, in points.",
     ]
     if not has_ci:
-        notes.append("95% CI and verdict: not computed here — run <code>evalgemma compare</code> (paired bootstrap over per-sample scores).")
+        notes.append("95% CI and verdict: none here — they need per-sample scores of the baseline and another variant "
+                     "(<code>evalgemma compare</code>).")
     if not has_speed:
         notes.append("texts/s: not measured — run <code>evalgemma bench</code>. bytes/vector and weight size come from the stored rows.")
     else:
@@ -327,6 +328,7 @@ def render_html(
     problems: Sequence[str] = (),
     comparison: pd.DataFrame | None = None,
     cost: pd.DataFrame | None = None,
+    notes: Sequence[str] = (),
 ) -> str:
     """The whole report as one self-contained HTML string, decision first.
 
@@ -340,6 +342,7 @@ def render_html(
         baseline: a stored variant's label or key (default: see ``evalgemma.views.decision``).
         comparison: ``evalgemma compare``'s table (Δ with CI and verdict); optional.
         cost: ``evalgemma bench``'s cost table (bytes, texts/s); optional.
+        notes: more notes under the decision table (``evalgemma.views.decision.store_inputs`` gives them).
 
     Raises:
         DataError: nothing to show (empty store and no reference).
@@ -365,7 +368,7 @@ def render_html(
         parts.append(f'<p class="skip">Skipped store file: {html.escape(p)}</p>')
     if has_runs:
         assert frame is not None
-        decision = decision_table(frame, baseline=baseline, comparison=comparison, cost=cost)
+        decision = decision_table(frame, baseline=baseline, comparison=comparison, cost=cost, notes=notes)
         parts += ['<h2 id="decision">Decision</h2>', decision_html(decision)]
         parts += ['<h2 id="pareto">Pareto charts</h2>', _chart(PlotKind.PARETO, frame, None, decision=decision)]
         mine = leaderboards(frame, None, suites, baseline=decision.baseline_key)

@@ -57,6 +57,7 @@ def compare(
     resamples: Annotated[int, typer.Option("--resamples", help="Bootstrap resamples and random permutations (>= 1000).")] = 2000,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap and the permutation test (recorded).")] = 0,
     alpha: Annotated[float, typer.Option("--alpha", help="Significance level; the CI is at 1 - alpha.")] = 0.05,
+    cost: Annotated[bool, typer.Option("--cost", help="Add each variant's measured cost from `evalgemma bench` (– where none).")] = False,
 ) -> None:
     """Compare variants with a baseline per task: Δ, paired bootstrap CI, randomization p-value, verdict."""
     from evalgemma.errors import ConfigError
@@ -71,6 +72,11 @@ def compare(
     samples = load_samples(store, results)
     frame = comparison_table(results, samples, baseline, variants=variants, tasks=tasks, suites=suite,
                              n_resamples=resamples, seed=seed, alpha=alpha)
+    if cost:
+        from evalgemma.views.compare import with_cost
+        from evalgemma.views.cost import cost_table
+
+        frame = with_cost(frame, cost_table(store, warn=False))
     if fmt == "table":
         _print_table(frame)
     elif fmt == "markdown":

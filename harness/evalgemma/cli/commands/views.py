@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from evalgemma.catalog.reference import Reference
+    from evalgemma.views.decision import DecisionInputs
     from evalgemma.views.leaderboard import Leaderboard
 
 
@@ -45,6 +46,15 @@ def _load(store: Path, reference: str) -> tuple[pd.DataFrame, Reference, list[st
     for p in problems:
         typer.secho(f"warning: skipped store file: {p.reason}", err=True, fg=typer.colors.YELLOW)
     return newest_runs(frame), load_reference(reference), [p.reason for p in problems]
+
+
+def _decision_inputs(store: Path, frame: pd.DataFrame, baseline: str | None, resamples: int, seed: int) -> DecisionInputs:
+    """The decision's comparison and cost from the store (empty when the store has no runs)."""
+    from evalgemma.views.decision import DecisionInputs, store_inputs
+
+    if frame.empty:
+        return DecisionInputs(None, None, ())
+    return store_inputs(store, frame, baseline=baseline, n_resamples=resamples, seed=seed)
 
 
 def _print_table(lb: Leaderboard) -> None:
@@ -115,12 +125,20 @@ def register(app: typer.Typer) -> None:
         reference: str = typer.Option("both", "--reference", help="paper | mteb | mteb-all | both | none", callback=_check_reference),
         baseline: str = typer.Option(None, "--baseline", help="variant label or key for Δ columns"),
         title: str = typer.Option("evalgemma report", "--title"),
+        resamples: int = typer.Option(2000, "--resamples", help="paired bootstrap resamples and permutations of the decision's CIs (>= 1000)"),
+        seed: int = typer.Option(0, "--seed", help="seed of the decision's paired tests (recorded in the report)"),
     ) -> None:
-        """Write ONE self-contained HTML report (tables + charts, no external assets)."""
+        """Write ONE self-contained HTML report (tables + charts, no external assets).
+
+        The decision table joins, when the store has them, `evalgemma compare` against the baseline
+        (per-sample scores in _samples/) and `evalgemma bench`'s measured cost (_bench/).
+        """
         from evalgemma.views.report import render_html, write_report
 
         frame, ref, problems = _load(store, reference)
-        text = render_html(frame, ref, title=title, store=str(store), suites=suite or None, baseline=baseline, problems=problems)
+        inputs = _decision_inputs(store, frame, baseline, resamples, seed)
+        text = render_html(frame, ref, title=title, store=str(store), suites=suite or None, baseline=baseline, problems=problems,
+                           comparison=inputs.comparison, cost=inputs.cost, notes=inputs.notes)
         write_report(text, out)
         typer.echo(f"wrote {out} ({len(text) // 1024} KiB)")
 
@@ -130,10 +148,19 @@ def register(app: typer.Typer) -> None:
         store: Path = typer.Option(Path("results/store"), "--store", help="results store directory"),
         out: Path = typer.Option(Path("figure.png"), "--out", help="image file (.png, .svg, .pdf)"),
         reference: str = typer.Option("both", "--reference", help="paper | mteb | mteb-all | both | none", callback=_check_reference),
+        baseline: str = typer.Option(None, "--baseline", help="pareto: the baseline variant (label or key) of the Δ tests"),
+        resamples: int = typer.Option(2000, "--resamples", help="pareto: paired bootstrap resamples (>= 1000)"),
     ) -> None:
-        """Draw one chart to a file."""
-        from evalgemma.views.plots import make_plot, save_figure
+        """Draw one chart to a file (pareto: with the store's measured cost and paired tests, as in the report)."""
+        from evalgemma.views.plots import PlotKind, make_plot, plot_pareto, save_figure
 
         frame, ref, _ = _load(store, reference)
-        save_figure(make_plot(kind, frame, ref), out)
+        if PlotKind.parse(kind) is PlotKind.PARETO:
+            from evalgemma.views.decision import decision_table
+
+            inputs = _decision_inputs(store, frame, baseline, resamples, 0)
+            fig = plot_pareto(frame, decision=decision_table(frame, baseline=baseline, comparison=inputs.comparison, cost=inputs.cost))
+        else:
+            fig = make_plot(kind, frame, ref)
+        save_figure(fig, out)
         typer.echo(f"wrote {out}")
