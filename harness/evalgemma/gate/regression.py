@@ -846,8 +846,8 @@ def accept_baseline(
 def _write_baseline_samples(store: Path, frame: pd.DataFrame, out: Path) -> None:
     """The accepted units' per-sample scores beside the baseline (nothing when the store has none)."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
+    from evalgemma.store.parquet import write_table
     from evalgemma.store.samples import COLUMNS as SAMPLE_COLUMNS
     from evalgemma.store.samples import load_samples
 
@@ -856,10 +856,7 @@ def _write_baseline_samples(store: Path, frame: pd.DataFrame, out: Path) -> None
         return
     table = pa.Table.from_pandas(samples[list(SAMPLE_COLUMNS)], preserve_index=False)
     target = baseline_samples_path(out)
-    try:
-        atomic_write(target, lambda fh: pq.write_table(table, fh))
-    except OSError as exc:
-        raise StoreError(f"{target}: cannot write the baseline's per-sample scores ({exc.strerror or exc})") from exc
+    write_table(target, table, "the baseline's per-sample scores", f"the baseline {out} is written; re-accept with --force")
 
 
 def write_junit(report: CheckReport, path: Path | str) -> Path:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evalgemma.errors import StoreError
-from evalgemma.io import TMP_PREFIX, atomic_write
+from evalgemma.io import TMP_PREFIX
 from evalgemma.store.parquet import StoreProblem, safe_component
 
 if TYPE_CHECKING:
@@ -142,7 +142,6 @@ def write_bench(store: Path | str, row: dict[str, Any]) -> Path:
         ValueError: a figure is missing or not positive (a bug in the measurement).
     """
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     full = {**row, "schema_version": BENCH_SCHEMA_VERSION}
     full.setdefault("bench_id", new_bench_id(str(row.get("finished_at", ""))))
@@ -155,11 +154,9 @@ def write_bench(store: Path | str, row: dict[str, Any]) -> Path:
         raise ValueError(f"bench row of {full['variant']}: figures not positive: {', '.join(f'{f}={full[f]!r}' for f in bad)}")
     table = pa.Table.from_pylist([{n: full[n] for n in BENCH_COLUMN_NAMES}], schema=_arrow_schema())
     target = bench_path(Path(store), str(full["variant_key"]), str(full["bench_id"]))
-    try:
-        atomic_write(target, lambda fh: pq.write_table(table, fh))
-    except OSError as exc:
-        raise StoreError(f"{target}: cannot write the bench row ({exc.strerror or exc}); earlier measurements are intact") from exc
-    return target
+    from evalgemma.store.parquet import write_table
+
+    return write_table(target, table, "the bench row", "earlier measurements are intact")
 
 
 def _read(path: Path) -> pd.DataFrame:

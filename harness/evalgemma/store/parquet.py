@@ -27,6 +27,7 @@ from evalgemma.store.schema import READABLE_VERSIONS, SCHEMA_VERSION, arrow_sche
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -104,7 +105,6 @@ def write_unit(store: Path, rows: list[dict[str, Any]]) -> Path:
         ValueError: rows are empty or mix units (a bug in the caller).
     """
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     if not rows:
         raise ValueError("write_unit needs at least one row")
@@ -118,10 +118,21 @@ def write_unit(store: Path, rows: list[dict[str, Any]]) -> Path:
         r["unit_id"] = unit_id
     table = pa.Table.from_pylist(full, schema=arrow_schema())
     target = unit_path(store, variant_key, task, unit_id)
+    return write_table(target, table, "unit", "earlier units are intact")
+
+
+def write_table(target: Path, table: pa.Table, what: str, after: str) -> Path:
+    """Write one Parquet table atomically (complete or absent): the store's one Parquet writer.
+
+    Raises:
+        StoreError: ``"{target}: cannot write {what} (...); {after}"``.
+    """
+    import pyarrow.parquet as pq
+
     try:
         atomic_write(target, lambda fh: pq.write_table(table, fh))
     except OSError as exc:
-        raise StoreError(f"{target}: cannot write unit ({exc.strerror or exc}); earlier units are intact") from exc
+        raise StoreError(f"{target}: cannot write {what} ({exc.strerror or exc}); {after}") from exc
     return target
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evalgemma.errors import StoreError
-from evalgemma.io import TMP_PREFIX, atomic_write
+from evalgemma.io import TMP_PREFIX
 
 if TYPE_CHECKING:
     import numpy as np
@@ -93,7 +93,6 @@ def write_samples(store: Path, *, unit_id: str, variant_key: str, task: str, tas
     """
     import numpy as np
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     if not cells:
         return None
@@ -115,11 +114,9 @@ def write_samples(store: Path, *, unit_id: str, variant_key: str, task: str, tas
     arrays.append(pa.array(np.concatenate(values), type=pa.float64()))
     table = pa.Table.from_arrays(arrays, schema=schema)
     target = samples_path(store, variant_key, task, unit_id)
-    try:
-        atomic_write(target, lambda fh: pq.write_table(table, fh))
-    except OSError as exc:
-        raise StoreError(f"{target}: cannot write per-sample scores ({exc.strerror or exc}); no unit was written") from exc
-    return target
+    from evalgemma.store.parquet import write_table
+
+    return write_table(target, table, "per-sample scores", "no unit was written")
 
 
 def read_samples_file(path: Path) -> pd.DataFrame:
