@@ -111,7 +111,7 @@ def test_help_does_not_import_torch_or_mteb() -> None:
             "Usage: evalgemma [OPTIONS] COMMAND [ARGS]...",
             (
                 "error: evalgemma: unknown command 'leaderbord'. Did you mean 'leaderboard'?",
-                "Valid: baseline, check, data, export, import, leaderboard, list, parity, plan, plot, report, run",
+                "Valid: baseline, bench, check, compare, data, export, import, leaderboard, list, parity, plan, plot, report, run",
             ),
         ),
         (("data", "pul"), "Usage: evalgemma data [OPTIONS] COMMAND [ARGS]...", ("unknown command 'pul'. Did you mean 'pull'?",)),
