@@ -221,6 +221,28 @@ def test_report_without_samples_says_why_there_is_no_ci(benched: tuple[Path, Any
     assert "the store has no per-sample scores" in text and "texts/s: long / short inputs" in text
 
 
+def test_notebook_decision_joins_compare_and_bench(benched: tuple[Path, Any, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import pandas as pd
+
+    from evalgemma.gate.regression import load_current
+    from evalgemma.views.decision import decision_table, store_inputs
+    from test_notebook import run_notebook
+
+    store, rows, _ = benched
+    shown = tmp_path / "decision.pkl"
+    _, text = run_notebook(store, monkeypatch, f"dec.table.to_pickle({str(shown)!r})")
+    # samples are there: the note says how the CIs were computed, not why there are none
+    assert "note: 95% CI, p and verdict: `evalgemma compare`" in text and "no per-sample scores" not in text
+    # the notebook's decision table is the report's: compare against the same baseline (1000 resamples, seed 0) and bench
+    frame = load_current(store)
+    inputs = store_inputs(store, frame, n_resamples=1000, seed=0)
+    want = decision_table(frame, comparison=inputs.comparison, cost=inputs.cost, notes=inputs.notes).table
+    got = pd.read_pickle(shown)
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    assert (want["verdict"] != "").sum() == len(want) - 1  # every variant but the baseline has a verdict
+    assert want["texts_per_s"].notna().sum() == len(rows) < len(want)  # the benched variants; 64d was only run
+
+
 def test_newest_bench_wins_and_bad_files_are_reported(benched: tuple[Path, Any, Any], tmp_path: Path) -> None:
     from evalgemma.store.bench import load_bench, scan_bench, write_bench
 

@@ -308,11 +308,13 @@ def test_pareto_front_matches_brute_force() -> None:
 
 
 def test_decision_table_uses_comparison_and_cost(results_store: Path) -> None:
+    from dataclasses import replace
+
     import pandas as pd
 
     import evalgemma
     from evalgemma.errors import ConfigError
-    from evalgemma.views.decision import decision_table
+    from evalgemma.views.decision import SuiteVerdict, decision_table
     from evalgemma.views.report import decision_html
 
     frame = evalgemma.load_results(results_store)
@@ -349,6 +351,17 @@ def test_decision_table_uses_comparison_and_cost(results_store: Path) -> None:
     html_text = decision_html(d)
     assert "[-0.90, -0.10]" in html_text and '<td class="worse">worse</td>' in html_text and "300.0 / 600.0" in html_text
     assert "not computed here" not in html_text and "not measured" not in html_text
+    # one backend for every variant: a note, not a column; two backends: the column is back
+    assert "Backend: torch for every variant." in html_text and ">backend</th>" not in html_text
+    mixed = replace(d, table=d.table.assign(backend=["torch", "onnx", "torch"]))
+    assert ">backend</th>" in decision_html(mixed) and "<td class=\"txt\">onnx</td>" in decision_html(mixed)
+    assert "Backend:" not in decision_html(mixed)
+    # several suites: one line per suite in the CI and verdict cells, in the same order
+    two = replace(d, verdicts={"v1-gemma768": (SuiteVerdict("demo", -0.51, -0.9, -0.1, 0.01, "worse", ""),
+                                               SuiteVerdict("xtreme-up", 0.2, -0.3, 0.7, 0.4, "indistinguishable", ""))})
+    html_two = decision_html(two)
+    assert "<td>demo: -0.51 [-0.90, -0.10]<br>xtreme-up: +0.20 [-0.30, +0.70]</td>" in html_two
+    assert "worse<br>indistinguishable</td>" in html_two
     with pytest.raises(ConfigError, match=r"--baseline: unknown variant 'embeddinggemma-300m · 768'.*Did you mean"):
         decision_table(frame, baseline="embeddinggemma-300m · 768")
 

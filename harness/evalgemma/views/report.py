@@ -52,8 +52,9 @@ h1{font-size:1.5em;margin:.2em 0}h2{font-size:1.25em;border-bottom:1px solid #cc
 table{border-collapse:collapse;font-size:.82em}
 th,td{border:1px solid #ddd;padding:.25em .5em;text-align:right;white-space:nowrap}
 th{background:#f3f3f3}td:first-child,th:first-child,td:nth-child(2),th:nth-child(2){text-align:left}
-table.decision{font-size:.88em}table.decision th{white-space:normal;vertical-align:bottom;max-width:9em}
+table.decision{font-size:.88em}table.decision th,table.decision td{padding:.2em .35em}table.decision th{white-space:normal;vertical-align:bottom;max-width:9em}
 table.decision td.txt,table.decision th.txt{text-align:left}
+table.decision td.txt{white-space:normal;min-width:5em;max-width:15em}table.decision td:first-child{min-width:11em}
 tr.run td{background:#eef6ff;font-weight:600}tr.base td{background:#fff7e0}td.inc{color:#a33}td.neg{color:#b00}td.pos{color:#070}
 td.better{color:#070;font-weight:600}td.worse{color:#b00;font-weight:600}.star{color:#d62728}
 .lede{font-size:.95em;margin:.2em 0 .6em}.note{color:#555;font-size:.85em;margin:.3em 0}.skip{color:#a60;font-style:italic}
@@ -209,9 +210,11 @@ def decision_html(decision: Decision) -> str:
     t = decision.table
     has_ci = decision.has_comparison
     has_speed = bool(t["texts_per_s"].notna().any())
-    head = ["Variant", "Pareto-optimal on", "dim", "weights", "embeddings", "backend", f"Mean ({len(decision.tasks)} shared tasks)",
+    head = ["Variant", "Pareto-optimal on", "dim", "weights", "embed dtype", "backend", f"Mean ({len(decision.tasks)} shared tasks)",
             "Δ vs baseline", "95% CI", "verdict", "bytes/vector", "weight size", "texts/s"]
     body = []
+    backends = sorted({str(b) for b in t["backend"]})
+    dropped = {head.index("backend")} if len(backends) == 1 else set()  # one backend for all: said in a note, not a column
     fronts = (("pareto_bytes", "bytes"), ("pareto_weight", "weights"), ("pareto_speed", "speed"))
     for r in t.to_dict("records"):
         on = [name for col, name in fronts if bool(r[col])]
@@ -219,26 +222,32 @@ def decision_html(decision: Decision) -> str:
         delta = "baseline" if r["is_baseline"] else _fmt(r["delta"], "+.2f")
         ci = "–" if math.isnan(r["ci_low"]) else f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]"
         verdicts = decision.verdicts.get(str(r["variant_key"]), ())
-        if len(verdicts) > 1:
-            ci = "; ".join(f"{v.suite}: {v.delta:+.2f} [{v.ci_low:+.2f}, {v.ci_high:+.2f}]" for v in verdicts)
         verdict = str(r["verdict"]) or "–"
+        if len(verdicts) > 1:  # one line per suite, so the column stays narrow
+            ci = "<br>".join(html.escape(f"{v.suite}: {v.delta:+.2f} [{v.ci_low:+.2f}, {v.ci_high:+.2f}]") for v in verdicts)
+            verdict_html = "<br>".join(html.escape(v.verdict) for v in verdicts)  # line by line with the CI column
+        else:
+            ci, verdict_html = html.escape(ci), html.escape(verdict)
         speed = _fmt(r["texts_per_s"], ".1f") + ("" if math.isnan(r["texts_per_s_short"]) else f" / {r['texts_per_s_short']:.1f}")
         cells = [
             (html.escape(str(r["variant"])), "txt"), (star, "txt"), (str(r["dim"]), ""), (html.escape(str(r["weight_format"])), "txt"),
             (html.escape(str(r["embed_dtype"])), "txt"), (html.escape(str(r["backend"])), "txt"), (_fmt(r["mean"]), ""),
             (delta, "" if r["is_baseline"] or math.isnan(r["delta"]) else ("neg" if r["delta"] < 0 else "pos")),
-            (html.escape(ci), ""), (html.escape(verdict), verdict if verdict in ("better", "worse") else ""),
+            (ci, ""), (verdict_html, verdict if verdict in ("better", "worse") else ""),
             (_size(r["bytes_per_vector"]), ""), (_size(r["weight_bytes"]), ""), (speed, ""),
         ]
         row_cls = "run base" if r["is_baseline"] else "run"
-        body.append(f'<tr class="{row_cls}">' + "".join(f'<td class="{c}">{v}</td>' if c else f"<td>{v}</td>" for v, c in cells) + "</tr>")
-    th = "".join(f'<th class="{"txt" if i in (0, 1, 3, 4, 5) else ""}">{html.escape(h)}</th>' for i, h in enumerate(head))
+        body.append(f'<tr class="{row_cls}">' + "".join(f'<td class="{c}">{v}</td>' if c else f"<td>{v}</td>" for i, (v, c) in enumerate(cells)
+                                                       if i not in dropped) + "</tr>")
+    th = "".join(f'<th class="{"txt" if i in (0, 1, 3, 4, 5) else ""}">{html.escape(h)}</th>' for i, h in enumerate(head) if i not in dropped)
     notes = [
         f"Mean: main score ×100 averaged over the {html.escape(shared_task_text(decision.tasks, limit=12))} — "
         "the tasks every scored variant has complete, so the means compare like with like.",
         f"Baseline: <b>{html.escape(decision.baseline_label or '(none)')}</b> ({html.escape(decision.baseline_reason)}; "
         "choose another with <code>--baseline</code>). Δ = variant − baseline, in points.",
     ]
+    if dropped:
+        notes.append(f"Backend: {html.escape(backends[0])} for every variant.")
     if not has_ci:
         notes.append("95% CI and verdict: none here — they need per-sample scores of the baseline and another variant "
                      "(<code>evalgemma compare</code>).")
