@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy.stats import bootstrap, permutation_test, spearmanr
+from scipy.stats import bootstrap, permutation_test, rankdata, spearmanr
 
 from evalgemma.store.samples import STATISTICS, cell_statistic
 from evalgemma.views.significance import (
@@ -89,9 +89,11 @@ def test_single_cell_permutation_p_equals_scipy() -> None:
     cell = PairedCell("spearman", {"gold": gold, "score": a}, {"gold": gold, "score": b})
     ours = paired_permutation([cell], n_resamples=1000, seed=5)
 
+    ra, rb = rankdata(a), rankdata(b)  # a swap exchanges each side's own rank of the pair (Spearman sees only order)
+
     def ref(x: np.ndarray, y: np.ndarray) -> float:  # x[i] < n: sample i's variant value, else its baseline value
-        va = np.where(x < n, a[x % n], b[x % n])
-        vb = np.where(y < n, a[y % n], b[y % n])
+        va = np.where(x < n, ra[x % n], rb[x % n])
+        vb = np.where(y < n, ra[y % n], rb[y % n])
         return float(100 * (spearmanr(gold, va).statistic - spearmanr(gold, vb).statistic))
 
     expected = permutation_test((np.arange(n), np.arange(n) + n), ref, permutation_type="samples", vectorized=False,
@@ -100,6 +102,44 @@ def test_single_cell_permutation_p_equals_scipy() -> None:
     np.testing.assert_allclose(ours.null_distribution, expected.null_distribution, rtol=0, atol=1e-11)
     assert ours.observed == pytest.approx(reference_delta(gold, a, b, np.arange(n)), abs=1e-11)
     assert paired_permutation([cell], n_resamples=1000, seed=5).p_value == ours.p_value
+
+
+def test_order_only_statistics_ignore_each_sides_score_scale() -> None:
+    """A variant whose similarities run on another scale (int8 cosines run higher) is tested on its ordering alone."""
+    rng = np.random.default_rng(2)
+    n = 400
+    gold = rng.integers(0, 6, n).astype(np.float64)
+    a = gold + rng.normal(0, 2.0, n)
+    b = a + rng.normal(0, 0.6, n)  # the baseline: the variant's similarities plus a little noise (a small, real Δ)
+    shifted = 0.2 * a + 3.0  # the variant on a shifted, squeezed scale: the same ranks as ``a``
+    raw = PairedCell("spearman", {"gold": gold, "score": a}, {"gold": gold, "score": b})
+    moved = PairedCell("spearman", {"gold": gold, "score": shifted}, {"gold": gold, "score": b})
+    for test in (paired_bootstrap, paired_permutation):
+        assert np.array_equal(test([moved], n_resamples=1000, seed=1)[2], test([raw], n_resamples=1000, seed=1)[2]), test
+    found = paired_test([moved], n_resamples=1000, seed=1)
+    assert found.verdict == "better" and found.p_value < 0.05 and found.ci_low > 0, found
+    # swapping the raw values instead mixes the two scales: the null widens and the difference disappears
+
+    def raw_swap(x: np.ndarray, y: np.ndarray) -> float:
+        va = np.where(x < n, shifted[x % n], b[x % n])
+        vb = np.where(y < n, shifted[y % n], b[y % n])
+        return float(100 * (spearmanr(gold, va).statistic - spearmanr(gold, vb).statistic))
+
+    mixed = permutation_test((np.arange(n), np.arange(n) + n), raw_swap, permutation_type="samples", vectorized=False,
+                             n_resamples=1000, rng=np.random.default_rng(1))
+    assert mixed.pvalue > 0.2
+    # a monotone map of the baseline's scores is the baseline: Δ = 0, p = 1
+    same = paired_test([PairedCell("spearman", {"gold": gold, "score": np.exp(b)}, {"gold": gold, "score": b})], n_resamples=1000)
+    assert (same.delta, same.ci_low, same.ci_high, same.p_value) == (0.0, 0.0, 0.0, 1.0)
+    # AP too: each similarity field enters as the side's own ranks (euclidean keeps its "lower = closer" sign)
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, n).astype(np.float64)
+    sim = y + rng.normal(0, 1, n)
+    cell = PairedCell("max_ap", {"gold": y, "cosine": sim, "euclidean": -sim}, {"gold": y, "cosine": 5 * sim - 2, "euclidean": 7 - 3 * sim})
+    st = cell.stacked()
+    assert np.array_equal(st["cosine"][:n], st["cosine"][n:]) and np.array_equal(st["cosine"][:n], rankdata(sim))
+    ap = paired_test([cell], n_resamples=1000)
+    assert (ap.delta, ap.p_value, ap.verdict) == (0.0, 1.0, "indistinguishable")
 
 
 def test_multi_cell_bootstrap_is_stratified_like_a_loop_reference() -> None:
